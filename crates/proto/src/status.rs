@@ -1,0 +1,70 @@
+//! The one place where a domain error becomes a gRPC status: its code, a
+//! `google.rpc.ErrorInfo` with a stable reason, and for bad input a
+//! `google.rpc.BadRequest` naming the field. Clients branch on the reason,
+//! never on the message.
+
+use sigil_domain::Error;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// `ErrorInfo.domain` of every Sigil error.
+pub const ERROR_DOMAIN: &str = "sigil.dev";
+
+/// The gRPC status for `error`.
+pub fn to_status(error: Error) -> Status {
+    let (code, reason) = classify(&error);
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []);
+    if let Error::InvalidField { field, reason } = &error {
+        details.add_bad_request_violation(field.as_str(), reason.as_str());
+    }
+    match &error {
+        // The cause is for operators only: logged here, never sent.
+        Error::Unavailable(cause) => tracing::warn!(error = %cause, "store unavailable"),
+        Error::CorruptRecord(cause) => tracing::error!(error = %cause, "corrupt record in store"),
+        _ => {}
+    }
+    Status::with_error_details(code, error.to_string(), details)
+}
+
+/// The gRPC code and the stable `ErrorInfo.reason` of `error`.
+pub fn classify(error: &Error) -> (Code, &'static str) {
+    match error {
+        Error::InvalidField { .. } => (Code::InvalidArgument, "INVALID_FIELD"),
+        Error::RequestTooLarge { .. } => (Code::ResourceExhausted, "REQUEST_TOO_LARGE"),
+        Error::AdminKeyMissing => (Code::Unauthenticated, "ADMIN_KEY_MISSING"),
+        Error::AdminKeyInvalid => (Code::Unauthenticated, "ADMIN_KEY_INVALID"),
+        Error::SessionInvalid => (Code::Unauthenticated, "SESSION_INVALID"),
+        Error::NonceNotFound => (Code::NotFound, "NONCE_NOT_FOUND"),
+        Error::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
+        Error::SessionNotActive => (Code::FailedPrecondition, "SESSION_NOT_ACTIVE"),
+        Error::Conflict => (Code::Aborted, "CONCURRENT_UPDATE"),
+        Error::Unavailable(_) => (Code::Unavailable, "STORE_UNAVAILABLE"),
+        Error::CorruptRecord(_) => (Code::Internal, "CORRUPT_RECORD"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_field_names_the_field_in_bad_request() {
+        let status = to_status(Error::invalid(
+            "rules[1].resource",
+            "must be 1 to 256 characters",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "INVALID_FIELD");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        let bad_request = status.get_details_bad_request().expect("bad request");
+        assert_eq!(bad_request.field_violations[0].field, "rules[1].resource");
+    }
+
+    #[test]
+    fn unavailable_store_never_leaks_its_cause() {
+        let status = to_status(Error::Unavailable("redis://:hunter2@host refused".into()));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("hunter2"));
+    }
+}

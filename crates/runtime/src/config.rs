@@ -1,0 +1,163 @@
+//! Flags and environment variables shared by every binary. Each binary
+//! flattens [`CommonArgs`] into its own `clap::Parser`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+use sigil_domain::{AdminKey, SessionPolicy};
+
+use crate::{AdminKeys, Limits};
+
+/// Everything a Sigil service is configured with, beside its listen address.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
+    pub max_request_bytes: usize,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log as human-readable lines or as JSON objects.
+    #[arg(long, env = "SIGIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// What to log, as a tracing filter (`info`, `sigil=debug,info`...).
+    #[arg(long, env = "SIGIL_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The session store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Redis to keep sessions in, `redis://[user:password@]host:port[/db]`.
+    /// Without it, sessions live in this process's memory only.
+    #[arg(long, env = "SIGIL_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Give up on one Redis call after this long and answer UNAVAILABLE.
+    #[arg(long, env = "SIGIL_REDIS_TIMEOUT", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub redis_timeout: Duration,
+    /// How often to check that the store answers, for gRPC health.
+    #[arg(long, env = "SIGIL_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
+}
+
+/// Admin keys.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// Admin keys, comma separated, each at least 24 visible characters.
+    #[arg(
+        long,
+        env = "SIGIL_ADMIN_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_keys: Vec<String>,
+    /// A file of admin keys, one per line; `#` starts a comment.
+    #[arg(long, env = "SIGIL_ADMIN_KEYS_FILE")]
+    pub admin_keys_file: Option<PathBuf>,
+}
+
+/// Session lifetimes.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// How long a new session's nonce lasts when the request does not say.
+    #[arg(long, env = "SIGIL_PENDING_TTL", default_value = "3m", value_parser = humantime::parse_duration)]
+    pub pending_ttl: Duration,
+    /// The longest a caller may ask a nonce to last.
+    #[arg(long, env = "SIGIL_MAX_PENDING_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_pending_ttl: Duration,
+    /// How long an authorized session lasts when the request does not say.
+    #[arg(long, env = "SIGIL_SESSION_LIFESPAN", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub session_lifespan: Duration,
+    /// The longest an authorized or extended session may last from now.
+    #[arg(long, env = "SIGIL_MAX_SESSION_LIFESPAN", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub max_session_lifespan: Duration,
+}
+
+impl CommonArgs {
+    /// The request limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+}
+
+impl SessionArgs {
+    /// The policy, if the lifetimes make sense together.
+    pub fn policy(&self) -> Result<SessionPolicy, String> {
+        let policy = SessionPolicy {
+            default_pending_ttl: self.pending_ttl,
+            max_pending_ttl: self.max_pending_ttl,
+            default_lifespan: self.session_lifespan,
+            max_lifespan: self.max_session_lifespan,
+        };
+        if policy.default_pending_ttl < Duration::from_secs(1) {
+            return Err("--pending-ttl must be at least 1s".into());
+        }
+        if policy.default_pending_ttl > policy.max_pending_ttl {
+            return Err("--pending-ttl must not exceed --max-pending-ttl".into());
+        }
+        if policy.default_lifespan.is_zero() || policy.default_lifespan > policy.max_lifespan {
+            return Err(
+                "--session-lifespan must be positive and not exceed --max-session-lifespan".into(),
+            );
+        }
+        Ok(policy)
+    }
+}
+
+impl AdminArgs {
+    /// The configured admin keys, from the flag and the file.
+    pub fn keys(&self) -> Result<AdminKeys, String> {
+        let mut texts: Vec<String> = self
+            .admin_keys
+            .iter()
+            .map(|key| key.trim().to_owned())
+            .collect();
+        if let Some(path) = &self.admin_keys_file {
+            let contents = std::fs::read_to_string(path).map_err(|error| {
+                format!("cannot read --admin-keys-file {}: {error}", path.display())
+            })?;
+            texts.extend(
+                contents
+                    .lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        let keys = texts
+            .iter()
+            .enumerate()
+            .filter(|(_, text)| !text.is_empty())
+            .map(|(index, text)| {
+                AdminKey::from_configured(text)
+                    .map_err(|why| format!("admin key #{}: {why}", index + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AdminKeys::new(keys))
+    }
+}

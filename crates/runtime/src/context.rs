@@ -1,0 +1,57 @@
+use std::sync::Arc;
+
+use sigil_domain::{Clock, SessionPolicy};
+use sigil_store::{MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+
+use crate::{AdminKeys, Limits};
+
+/// What a service's handlers need: the store, the clock, the admin keys and
+/// the operator's policy. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    /// Where sessions live.
+    pub store: Arc<dyn SessionStore>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Who may make admin calls.
+    pub admin: AdminKeys,
+    /// Session lifetimes.
+    pub policy: SessionPolicy,
+    /// Request size limits.
+    pub limits: Limits,
+}
+
+impl Context {
+    /// The context the flags describe: Redis when a URL is given, else the
+    /// in-memory store, with a warning that it is single-process.
+    pub fn from_args(args: &crate::CommonArgs) -> Result<Context, String> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store: Arc<dyn SessionStore> = match &args.store.redis_url {
+            Some(url) => {
+                let config = RedisConfig {
+                    url: url.clone(),
+                    timeout: args.store.redis_timeout,
+                };
+                // The error may quote the URL, password included: say only
+                // what is wrong with it.
+                let store = RedisStore::new(&config)
+                    .map_err(|error| format!("bad SIGIL_REDIS_URL: {}", error.category()))?;
+                Arc::new(store)
+            }
+            None => {
+                tracing::warn!(
+                    "no SIGIL_REDIS_URL: sessions live in this process's memory, are not shared \
+                     with other processes and are lost on exit"
+                );
+                Arc::new(MemoryStore::new(clock.clone()))
+            }
+        };
+        Ok(Context {
+            store,
+            clock,
+            admin: args.admin.keys()?,
+            policy: args.session.policy()?,
+            limits: args.limits(),
+        })
+    }
+}

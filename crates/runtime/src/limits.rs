@@ -1,0 +1,45 @@
+//! Request size limits. tonic refuses an oversized message with
+//! OUT_OF_RANGE; Sigil promises RESOURCE_EXHAUSTED with an ErrorInfo, so
+//! this layer rewrites that one answer.
+
+use http::Response;
+use sigil_domain::Error;
+use sigil_proto::status::to_status;
+use tonic::{Code, Status, body::Body};
+use tower::util::MapResponseLayer;
+
+/// Limits on what a request may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded request message accepted, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 100 * 1024,
+        }
+    }
+}
+
+/// tonic's words for a message over `max_decoding_message_size`.
+const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+
+impl Limits {
+    /// A layer that turns tonic's OUT_OF_RANGE for an oversized request into
+    /// Sigil's RESOURCE_EXHAUSTED.
+    pub fn layer(self) -> MapResponseLayer<impl Fn(Response<Body>) -> Response<Body> + Clone> {
+        let limit_bytes = self.max_request_bytes;
+        MapResponseLayer::new(move |response: Response<Body>| {
+            let too_large = Status::from_header_map(response.headers()).is_some_and(|status| {
+                status.code() == Code::OutOfRange && status.message().starts_with(TONIC_TOO_LARGE)
+            });
+            if too_large {
+                to_status(Error::RequestTooLarge { limit_bytes }).into_http()
+            } else {
+                response
+            }
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! Serving: one listener carrying Sigil's services, gRPC health per service
+//! (NOT_SERVING while the store does not answer), reflection v1 and v1alpha
+//! so grpcurl needs no proto files, and a drain on shutdown.
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::RoutesBuilder, transport::Server};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::Context;
+
+/// The gRPC services one listener carries, and their names for health.
+#[derive(Default)]
+pub struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    /// Adds a service, reported under `name` (`sigil.v1.IssuerService`...).
+    pub fn add<S>(&mut self, name: &'static str, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self.names.push(name);
+        self
+    }
+}
+
+/// Serves `services` on `listener` until `shutdown` completes, then lets
+/// in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    mut services: Services,
+    context: &Context,
+    health_interval: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    for name in &services.names {
+        reporter
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
+    }
+    let watcher = tokio::spawn(watch_store(
+        context.clone(),
+        reporter,
+        services.names.clone(),
+        health_interval,
+    ));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sigil_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the descriptor sets are compiled in and valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sigil_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the descriptor sets are compiled in and valid");
+    services
+        .routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let served = Server::builder()
+        .layer(context.limits.layer())
+        .serve_with_incoming_shutdown(
+            services.routes.routes(),
+            TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await;
+    watcher.abort();
+    served
+}
+
+/// Keeps each service's health in step with whether the store answers.
+async fn watch_store(
+    context: Context,
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    interval: Duration,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
+    loop {
+        ticker.tick().await;
+        let status = match context.store.ping().await {
+            Ok(()) => ServingStatus::Serving,
+            Err(_) => ServingStatus::NotServing,
+        };
+        if last != Some(status) {
+            match status {
+                ServingStatus::Serving => tracing::info!("store answers: serving"),
+                _ => tracing::warn!("store does not answer: not serving"),
+            }
+            reporter.set_service_status("", status).await;
+            for name in &names {
+                reporter.set_service_status(*name, status).await;
+            }
+            last = Some(status);
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT: draining"),
+        () = terminate => tracing::info!("SIGTERM: draining"),
+    }
+}

@@ -1,0 +1,71 @@
+//! Where Sigil keeps sessions: the [`SessionStore`] trait, a Redis store
+//! shared by a cluster of services, and an in-memory store for one process.
+//!
+//! A store is deliberately dumb: it keeps versioned records and a subject
+//! index, and replaces a record only if nobody changed it since it was read.
+//! Every rule about what a change may be lives in `sigil_domain`.
+
+mod clock;
+mod memory;
+mod redis_store;
+
+use async_trait::async_trait;
+use sigil_domain::{Result, SessionId, SessionRecord, Subject};
+
+pub use clock::SystemClock;
+pub use memory::MemoryStore;
+pub use redis_store::{RedisConfig, RedisStore};
+
+/// One page of a subject's sessions.
+#[derive(Debug, Default)]
+pub struct SubjectPage {
+    /// Live records of the subject, oldest first.
+    pub records: Vec<SessionRecord>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Storage of session records. Every failure to reach the store is
+/// `Error::Unavailable`, never an empty answer.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new record, to be forgotten at `record.evict_at()`, and
+    /// indexes it under its subject.
+    async fn insert(&self, record: &SessionRecord) -> Result<()>;
+
+    /// The record of session `id`, unless it is unknown or evicted. One
+    /// round trip.
+    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>>;
+
+    /// Replaces the stored record with `record` if the stored one still has
+    /// revision `record.revision - 1`. `false` when it changed or vanished
+    /// meanwhile.
+    async fn replace(&self, record: &SessionRecord) -> Result<bool>;
+
+    /// Up to `limit` records of `subject` created after `cursor`, oldest
+    /// first.
+    async fn subject_sessions(
+        &self,
+        subject: &Subject,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<SubjectPage>;
+
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// The subject index's entry for a record: creation time first, so the
+/// index's lexical order is creation order, then the id to break ties.
+fn index_member(record: &SessionRecord) -> String {
+    format!(
+        "{:020}:{}",
+        record.session.created_at.unix_ms().max(0),
+        record.session.id
+    )
+}
+
+/// The session id at the end of an index entry.
+fn id_of_member(member: &str) -> Option<SessionId> {
+    member.rsplit(':').next()?.parse().ok()
+}

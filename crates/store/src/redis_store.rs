@@ -1,0 +1,238 @@
+use std::{future::Future, time::Duration};
+
+use async_trait::async_trait;
+use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
+use sigil_domain::{Error, Result, SessionId, SessionRecord, Subject};
+
+use crate::{SessionStore, SubjectPage, id_of_member, index_member};
+
+/// Writes a new record unless the id is taken. KEYS[1] the record;
+/// ARGV revision, JSON, eviction time (Unix ms).
+const INSERT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'data', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Compare-and-swap on the revision. KEYS[1] the record; ARGV expected
+/// revision, new revision, JSON, eviction time (Unix ms).
+const REPLACE: &str = r"
+if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'data', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1
+";
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// Give up on one store call after this long and answer UNAVAILABLE.
+    pub timeout: Duration,
+}
+
+/// Sessions in Redis, shared by every service of a Sigil cluster.
+///
+/// Layout: `sigil:{sess_…}:session` is a hash of `rev` and `data` (the
+/// record as JSON) that Redis expires at the session's expiry;
+/// `sigil:{subj_…}:sessions` is a sorted set indexing a subject's sessions.
+/// The braces are hash tags: each key's operations stay within one slot, so
+/// the same layout runs on Redis Cluster.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    timeout: Duration,
+    insert: Script,
+    replace: Script,
+}
+
+impl RedisStore {
+    /// A store that connects lazily and reconnects by itself: it starts even
+    /// while Redis is down, answering UNAVAILABLE until Redis is back.
+    pub fn new(config: &RedisConfig) -> Result<Self, redis::RedisError> {
+        let client = Client::open(config.url.as_str())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(config.timeout);
+        Ok(RedisStore {
+            connection: ConnectionManager::new_lazy_with_config(client, manager_config)?,
+            timeout: config.timeout,
+            insert: Script::new(INSERT),
+            replace: Script::new(REPLACE),
+        })
+    }
+
+    /// Runs one store call under the deadline; any failure is UNAVAILABLE.
+    async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Error::Unavailable(Box::new(error))),
+            Err(elapsed) => Err(Error::Unavailable(Box::new(elapsed))),
+        }
+    }
+
+    /// Adds `record` to its subject's index, before the record itself is
+    /// written: an entry without a record is skipped when listing, while a
+    /// record missing from the index would escape RevokeSubjectSessions.
+    async fn index(&self, record: &SessionRecord) -> Result<()> {
+        let Some(subject) = &record.session.subject else {
+            return Ok(());
+        };
+        let key = subject_key(subject);
+        let evict_at = record.evict_at().unix_ms();
+        let mut pipe = redis::pipe();
+        pipe.zadd(&key, index_member(record), 0)
+            .ignore()
+            // NX sets a first expiry, GT only ever moves it later: the index
+            // lives as long as its longest-lived session.
+            .cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(evict_at)
+            .arg("NX")
+            .ignore()
+            .cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(evict_at)
+            .arg("GT")
+            .ignore();
+        let mut connection = self.connection.clone();
+        self.call(pipe.query_async::<()>(&mut connection)).await
+    }
+}
+
+fn session_key(id: SessionId) -> String {
+    format!("sigil:{{{id}}}:session")
+}
+
+fn subject_key(subject: &Subject) -> String {
+    // Hashed, so any character a subject may hold is safe inside a key and
+    // its hash tag.
+    let digest = Sha256::digest(subject.as_str().as_bytes());
+    format!("sigil:{{subj_{}}}:sessions", hex::encode(&digest[..16]))
+}
+
+fn encode(record: &SessionRecord) -> Result<String> {
+    serde_json::to_string(record).map_err(|error| Error::CorruptRecord(Box::new(error)))
+}
+
+fn decode(data: &str) -> Result<SessionRecord> {
+    serde_json::from_str(data).map_err(|error| Error::CorruptRecord(Box::new(error)))
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn insert(&self, record: &SessionRecord) -> Result<()> {
+        let data = encode(record)?;
+        self.index(record).await?;
+        let mut connection = self.connection.clone();
+        let mut invocation = self.insert.key(session_key(record.session.id));
+        invocation
+            .arg(record.revision)
+            .arg(data)
+            .arg(record.evict_at().unix_ms());
+        let inserted: bool = self.call(invocation.invoke_async(&mut connection)).await?;
+        if inserted {
+            Ok(())
+        } else {
+            // 128 random bits never collide in practice; refuse rather than
+            // overwrite if they ever do.
+            Err(Error::Conflict)
+        }
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>> {
+        let mut connection = self.connection.clone();
+        let data: Option<String> = self.call(connection.hget(session_key(id), "data")).await?;
+        data.as_deref().map(decode).transpose()
+    }
+
+    async fn replace(&self, record: &SessionRecord) -> Result<bool> {
+        let data = encode(record)?;
+        self.index(record).await?;
+        let mut connection = self.connection.clone();
+        let mut invocation = self.replace.key(session_key(record.session.id));
+        invocation
+            .arg(record.revision.saturating_sub(1))
+            .arg(record.revision)
+            .arg(data)
+            .arg(record.evict_at().unix_ms());
+        self.call(invocation.invoke_async(&mut connection)).await
+    }
+
+    async fn subject_sessions(
+        &self,
+        subject: &Subject,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<SubjectPage> {
+        let key = subject_key(subject);
+        let start = cursor.map_or_else(|| "-".to_owned(), |cursor| format!("({cursor}"));
+        let mut connection = self.connection.clone();
+        let members: Vec<String> = self
+            .call(
+                redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(start)
+                    .arg("+")
+                    .arg("BYLEX")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let mut page = SubjectPage {
+            next_cursor: (members.len() == limit)
+                .then(|| members.last().cloned())
+                .flatten(),
+            records: Vec::with_capacity(members.len()),
+        };
+        if members.is_empty() {
+            return Ok(page);
+        }
+        let mut pipe = redis::pipe();
+        for member in &members {
+            match id_of_member(member) {
+                Some(id) => pipe.hget(session_key(id), "data"),
+                None => pipe.cmd("ECHO").arg(""),
+            };
+        }
+        let records: Vec<Option<String>> = self.call(pipe.query_async(&mut connection)).await?;
+        let mut stale = Vec::new();
+        for (member, data) in members.iter().zip(records) {
+            match data
+                .filter(|data| !data.is_empty())
+                .as_deref()
+                .map(decode)
+                .transpose()?
+            {
+                Some(record) if record.session.subject.as_ref() == Some(subject) => {
+                    page.records.push(record)
+                }
+                // Expired, or authorized under another subject.
+                _ => stale.push(member.clone()),
+            }
+        }
+        if !stale.is_empty() {
+            // Cleaning the index is best effort: a failure here costs a
+            // skipped entry on the next read, not a wrong answer.
+            let cleanup: redis::RedisResult<()> = connection.zrem(&key, stale).await;
+            if let Err(error) = cleanup {
+                tracing::debug!(%error, "could not prune the subject index");
+            }
+        }
+        Ok(page)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut connection = self.connection.clone();
+        self.call(redis::cmd("PING").query_async::<String>(&mut connection))
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,81 @@
+//! `sigil`: the all-in-one binary. `sigil dev` serves the issuer, the
+//! validator and edge-token on one port with an in-memory store, so trying
+//! Sigil needs no Redis.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use getrandom::{SysRng, rand_core::UnwrapErr};
+use sigil_domain::AdminKey;
+use sigil_runtime::{
+    AdminArgs, CommonArgs, LogArgs, Services, SessionArgs, StoreArgs, run_service,
+};
+
+/// Sigil: sessions and tokens for services, over gRPC.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every Sigil service on one port with an in-memory store.
+    Dev(DevArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DevArgs {
+    /// Where to listen for gRPC.
+    #[arg(long, env = "SIGIL_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
+    session: SessionArgs,
+    /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
+    max_request_bytes: usize,
+}
+
+fn main() -> ExitCode {
+    let Command::Dev(mut dev) = Cli::parse().command;
+    if dev.admin.admin_keys.is_empty() && dev.admin.admin_keys_file.is_none() {
+        let key = AdminKey::generate_text(&mut UnwrapErr(SysRng));
+        print_banner(dev.listen, &key);
+        dev.admin.admin_keys.push(key);
+    }
+    let common = CommonArgs {
+        log: dev.log,
+        store: StoreArgs {
+            redis_url: None,
+            redis_timeout: std::time::Duration::from_millis(250),
+            health_interval: std::time::Duration::from_secs(1),
+        },
+        admin: dev.admin,
+        session: dev.session,
+        max_request_bytes: dev.max_request_bytes,
+    };
+    run_service("sigil dev", dev.listen, &common, |context| {
+        let mut services = Services::default();
+        sigil_issuer::add_to(&mut services, context);
+        sigil_validator::add_to(&mut services, context);
+        sigil_edge_token::add_to(&mut services, context);
+        services
+    })
+}
+
+fn print_banner(listen: SocketAddr, admin_key: &str) {
+    println!(
+        "Sigil dev: issuer, validator and edge-token on {listen}, sessions in memory.\n\
+         Admin key for this run (set SIGIL_ADMIN_KEYS to choose your own):\n  {admin_key}\n\
+         Try it (grpcurl works by reflection, no proto files needed):\n  \
+         grpcurl -plaintext -d '{{\"subject\":\"alice\"}}' {listen} sigil.v1.IssuerService/CreateSession\n  \
+         grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\\n    \
+         -d '{{\"nonce\":\"<nonce>\",\"permissions\":[\"token:read\"]}}' {listen} sigil.v1.IssuerService/AuthorizeSession\n  \
+         grpcurl -plaintext -H 'authorization: Bearer <session_key>' {listen} sigil.v1.ValidatorService/WhoAmI"
+    );
+}

@@ -1,0 +1,108 @@
+//! The validator: answers "is this session token good, and what may it do?"
+//! with one store round trip per call.
+
+use sigil_domain::{AccessDecision, Error, FieldPath, Permission, Result, Session, SessionKey};
+use sigil_proto::{status::to_status, v1 as pb};
+use sigil_runtime::{Context, Services};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+
+use pb::validator_service_server::{SERVICE_NAME, ValidatorService, ValidatorServiceServer};
+
+/// Longest resource name CheckAccess accepts.
+const MAX_RESOURCE_LEN: usize = 1024;
+
+/// The `sigil.v1.ValidatorService` handlers.
+#[derive(Clone)]
+pub struct Validator {
+    context: Context,
+}
+
+/// Adds the validator to `services`.
+pub fn add_to(services: &mut Services, context: &Context) {
+    let server = ValidatorServiceServer::new(Validator {
+        context: context.clone(),
+    })
+    .max_decoding_message_size(context.limits.max_request_bytes);
+    services.add(SERVICE_NAME, server);
+}
+
+impl Validator {
+    /// The ACTIVE session `token` belongs to. A malformed token is refused
+    /// before any store round trip; every refusal looks the same.
+    async fn authenticate(&self, token: &str) -> Result<Session> {
+        let key = SessionKey::parse_presented(token)?;
+        let record = self
+            .context
+            .store
+            .get(key.session_id())
+            .await?
+            .ok_or(Error::SessionInvalid)?;
+        record.authenticate(&key, self.context.clock.now()).cloned()
+    }
+
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<pb::WhoAmIResponse> {
+        let token = session_token(&request.get_ref().session_token, request.metadata());
+        let session = self.authenticate(token).await?;
+        Ok(pb::WhoAmIResponse {
+            session: Some((&session).into()),
+        })
+    }
+
+    async fn check_access(
+        &self,
+        request: Request<pb::CheckAccessRequest>,
+    ) -> Result<pb::CheckAccessResponse> {
+        let (metadata, _, request) = request.into_parts();
+        let pb::CheckAccessRequest {
+            session_token: token_field,
+            permission,
+            resource,
+        } = request;
+        let permission = Permission::parse(&permission, &FieldPath::from("permission"))?;
+        if resource.len() > MAX_RESOURCE_LEN {
+            return Err(Error::invalid("resource", "at most 1024 characters"));
+        }
+        let resource = (!resource.is_empty()).then_some(resource.as_str());
+        let session = self
+            .authenticate(session_token(&token_field, &metadata))
+            .await?;
+        let decision =
+            AccessDecision::decide(&session.permissions, &session.rules, &permission, resource);
+        Ok(pb::CheckAccessResponse::new(&session, &decision))
+    }
+}
+
+/// The session token: the request field if given, else `authorization:
+/// Bearer <token>`, else `x-session-token`, as Ory Kratos accepts it. Empty
+/// when none is given, which authenticates nobody.
+fn session_token<'a>(field: &'a str, metadata: &'a MetadataMap) -> &'a str {
+    if !field.is_empty() {
+        return field;
+    }
+    sigil_runtime::bearer_token(metadata)
+        .or_else(|| metadata.get("x-session-token")?.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl ValidatorService for Validator {
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        Validator::who_am_i(self, request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn check_access(
+        &self,
+        request: Request<pb::CheckAccessRequest>,
+    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
+        Validator::check_access(self, request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+}

@@ -1,0 +1,27 @@
+//! `sigil-validator`: WhoAmI and CheckAccess for services on the request
+//! path.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::Parser;
+use sigil_runtime::{CommonArgs, Services, run_service};
+
+/// Sigil's validator service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where to listen for gRPC.
+    #[arg(long, env = "SIGIL_LISTEN", default_value = "0.0.0.0:50052")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    run_service("sigil-validator", args.listen, &args.common, |context| {
+        let mut services = Services::default();
+        sigil_validator::add_to(&mut services, context);
+        services
+    })
+}

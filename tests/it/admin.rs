@@ -1,0 +1,132 @@
+//! Every admin RPC refuses a missing or wrong admin key, and CreateSession
+//! needs none.
+
+use sigil_proto::v1 as pb;
+use tonic::{Code, Request};
+
+use crate::harness::{Harness, assert_error, with_bearer};
+
+both_stores!(
+    admin_calls_refuse_missing_and_wrong_keys,
+    create_session_needs_no_admin_key
+);
+
+/// Calls every admin RPC with `key` attached (or none) and asserts each
+/// fails with `reason`.
+async fn assert_every_admin_call_refused(h: &Harness, key: Option<&str>, reason: &str) {
+    fn request<T>(message: T, key: Option<&str>) -> Request<T> {
+        match key {
+            Some(key) => with_bearer(message, key),
+            None => Request::new(message),
+        }
+    }
+    let (created, _) = h.active_session("dave", &["token:read"], vec![]).await;
+    let pending = h
+        .issuer()
+        .await
+        .create_session(pb::CreateSessionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.session_id.clone();
+    let mut issuer = h.issuer().await;
+
+    let result = issuer
+        .authorize_session(request(
+            pb::AuthorizeSessionRequest {
+                nonce: pending.nonce.clone(),
+                permissions: vec!["token:read".into()],
+                ..Default::default()
+            },
+            key,
+        ))
+        .await;
+    assert_error(result, Code::Unauthenticated, reason);
+    let result = issuer
+        .get_session(request(
+            pb::GetSessionRequest {
+                session_id: id.clone(),
+            },
+            key,
+        ))
+        .await;
+    assert_error(result, Code::Unauthenticated, reason);
+    let result = issuer
+        .list_sessions(request(
+            pb::ListSessionsRequest {
+                subject: "dave".into(),
+                ..Default::default()
+            },
+            key,
+        ))
+        .await;
+    assert_error(result, Code::Unauthenticated, reason);
+    let result = issuer
+        .extend_session(request(
+            pb::ExtendSessionRequest {
+                session_id: id.clone(),
+                lifespan: None,
+            },
+            key,
+        ))
+        .await;
+    assert_error(result, Code::Unauthenticated, reason);
+    let result = issuer
+        .revoke_session(request(
+            pb::RevokeSessionRequest {
+                session_id: id.clone(),
+            },
+            key,
+        ))
+        .await;
+    assert_error(result, Code::Unauthenticated, reason);
+    let result = issuer
+        .revoke_subject_sessions(request(
+            pb::RevokeSubjectSessionsRequest {
+                subject: "dave".into(),
+            },
+            key,
+        ))
+        .await;
+    assert_error(result, Code::Unauthenticated, reason);
+
+    // Nothing changed: the session is still active, the nonce still unused.
+    let who = h
+        .validator()
+        .await
+        .who_am_i(pb::WhoAmIRequest {
+            session_token: created.session_key,
+        })
+        .await;
+    assert!(who.is_ok());
+    let authorized = issuer
+        .authorize_session(crate::harness::admin(pb::AuthorizeSessionRequest {
+            nonce: pending.nonce,
+            permissions: vec!["token:read".into()],
+            ..Default::default()
+        }))
+        .await;
+    assert!(authorized.is_ok());
+}
+
+async fn admin_calls_refuse_missing_and_wrong_keys(h: Harness) {
+    assert_every_admin_call_refused(&h, None, "ADMIN_KEY_MISSING").await;
+    assert_every_admin_call_refused(
+        &h,
+        Some("not-the-admin-key-0123456789"),
+        "ADMIN_KEY_INVALID",
+    )
+    .await;
+    // A session key is not an admin key.
+    let (created, _) = h.active_session("", &["token:read"], vec![]).await;
+    assert_every_admin_call_refused(&h, Some(&created.session_key), "ADMIN_KEY_INVALID").await;
+}
+
+async fn create_session_needs_no_admin_key(h: Harness) {
+    let created = h
+        .issuer()
+        .await
+        .create_session(pb::CreateSessionRequest::default())
+        .await;
+    assert!(created.is_ok());
+}

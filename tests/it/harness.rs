@@ -1,0 +1,358 @@
+//! The test harness: a real `redis-server` on a free port, Sigil's services
+//! in process on a free port, a hand-moved clock, and clients.
+
+use std::{
+    net::{SocketAddr, TcpListener as StdListener},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use sigil_domain::{AdminKey, Clock, SessionPolicy, Timestamp};
+use sigil_proto::v1 as pb;
+use sigil_runtime::{AdminKeys, Context, Limits, Services};
+use sigil_store::{MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Request, transport::Channel};
+
+pub use pb::{
+    issuer_service_client::IssuerServiceClient, validator_service_client::ValidatorServiceClient,
+};
+pub use tonic_health::pb::health_client::HealthClient;
+
+/// The admin key every harness accepts.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// How long to wait for something that should happen promptly (a server
+/// starting, health changing) before failing the test.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A clock that moves only when told.
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let millis = i64::try_from(by.as_millis()).expect("small duration");
+        self.0.fetch_add(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_ms(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A `redis-server` of the test's own on a free loopback port, killed on
+/// drop. Never the machine's own Redis.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server and waits until it answers PING.
+    pub async fn start() -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server, as a crash would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (the README's test command installs it)");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).expect("valid url");
+        let started = Instant::now();
+        loop {
+            if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
+                let pong: redis::RedisResult<String> =
+                    redis::cmd("PING").query_async(&mut connection).await;
+                if pong.is_ok() {
+                    return;
+                }
+            }
+            assert!(started.elapsed() < DEADLINE, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A direct connection, to look at what Sigil stored.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("valid url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis answers")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sigil's services on a free port over one store.
+pub struct Harness {
+    /// Where the services listen.
+    pub address: SocketAddr,
+    /// The services' clock.
+    pub clock: Arc<ManualClock>,
+    /// The policy in force.
+    pub policy: SessionPolicy,
+    /// The Redis behind the store, if it is the Redis store.
+    pub redis: Option<RedisServer>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Harness {
+    /// Services over the in-memory store.
+    pub async fn memory() -> Harness {
+        let clock = start_clock();
+        let store = Arc::new(MemoryStore::new(clock.clone()));
+        Harness::start(store, clock, None, Limits::default()).await
+    }
+
+    /// Services over a fresh `redis-server`.
+    pub async fn redis() -> Harness {
+        Harness::redis_with(Limits::default()).await
+    }
+
+    /// Services over a fresh `redis-server`, with these limits.
+    pub async fn redis_with(limits: Limits) -> Harness {
+        let redis = RedisServer::start().await;
+        let store = RedisStore::new(&RedisConfig {
+            url: redis.url(),
+            timeout: Duration::from_millis(500),
+        })
+        .expect("valid url");
+        Harness::start(Arc::new(store), start_clock(), Some(redis), limits).await
+    }
+
+    async fn start(
+        store: Arc<dyn SessionStore>,
+        clock: Arc<ManualClock>,
+        redis: Option<RedisServer>,
+        limits: Limits,
+    ) -> Harness {
+        let policy = SessionPolicy::default();
+        let context = Context {
+            store,
+            clock: clock.clone(),
+            admin: AdminKeys::new(vec![AdminKey::from_configured(ADMIN_KEY).expect("valid")]),
+            policy,
+            limits,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("bound");
+        let mut services = Services::default();
+        sigil_issuer::add_to(&mut services, &context);
+        sigil_validator::add_to(&mut services, &context);
+        sigil_edge_token::add_to(&mut services, &context);
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stop.await;
+            };
+            sigil_runtime::serve(
+                listener,
+                services,
+                &context,
+                Duration::from_millis(50),
+                stopped,
+            )
+            .await
+            .expect("serve");
+        });
+        Harness {
+            address,
+            clock,
+            policy,
+            redis,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.address))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("the services accept connections")
+    }
+
+    /// A client of the issuer.
+    pub async fn issuer(&self) -> IssuerServiceClient<Channel> {
+        IssuerServiceClient::new(self.channel().await)
+    }
+
+    /// A client of the validator.
+    pub async fn validator(&self) -> ValidatorServiceClient<Channel> {
+        ValidatorServiceClient::new(self.channel().await)
+    }
+
+    /// A client of gRPC health.
+    pub async fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel().await)
+    }
+
+    /// Creates a session for `subject` and authorizes it with
+    /// `permissions` and `rules`.
+    pub async fn active_session(
+        &self,
+        subject: &str,
+        permissions: &[&str],
+        rules: Vec<pb::AccessRule>,
+    ) -> (pb::CreateSessionResponse, pb::Session) {
+        let mut issuer = self.issuer().await;
+        let created = issuer
+            .create_session(pb::CreateSessionRequest {
+                subject: subject.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("created")
+            .into_inner();
+        let authorized = issuer
+            .authorize_session(admin(pb::AuthorizeSessionRequest {
+                nonce: created.nonce.clone(),
+                permissions: permissions.iter().map(|p| p.to_string()).collect(),
+                rules,
+                ..Default::default()
+            }))
+            .await
+            .expect("authorized")
+            .into_inner();
+        (created, authorized.session.expect("session"))
+    }
+
+    /// Stops the services and waits until they have drained.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task ends cleanly");
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// `message` with the admin key attached.
+pub fn admin<T>(message: T) -> Request<T> {
+    with_bearer(message, ADMIN_KEY)
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn with_bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    request
+}
+
+/// The Sigil clock starts at the real time so Redis TTLs line up with it.
+fn start_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock(AtomicI64::new(SystemClock.now().unix_ms())))
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The grpcurl the README's test command installs.
+pub fn grpcurl() -> PathBuf {
+    std::env::var_os("SIGIL_GRPCURL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/grpcurl"))
+}
+
+/// Polls `check` until it holds, failing the test after [`DEADLINE`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts `result` failed with `code` and ErrorInfo `reason` in domain
+/// `sigil.dev`, and returns the status.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    code: tonic::Code,
+    reason: &str,
+) -> tonic::Status {
+    use tonic_types::StatusExt;
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "code of {status:?}");
+    let info = status.get_details_error_info().expect("ErrorInfo detail");
+    assert_eq!(info.reason, reason, "reason of {status:?}");
+    assert_eq!(info.domain, "sigil.dev");
+    status
+}
+
+/// Asserts `result` is INVALID_ARGUMENT naming exactly `field`.
+#[track_caller]
+pub fn assert_invalid<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    field: &str,
+) {
+    use tonic_types::StatusExt;
+    let status = assert_error(result, tonic::Code::InvalidArgument, "INVALID_FIELD");
+    let bad_request = status.get_details_bad_request().expect("BadRequest detail");
+    let fields: Vec<_> = bad_request
+        .field_violations
+        .iter()
+        .map(|violation| violation.field.as_str())
+        .collect();
+    assert_eq!(fields, [field], "violations of {status:?}");
+}

