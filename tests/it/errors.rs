@@ -295,6 +295,7 @@ async fn oversized_request_is_resource_exhausted(h: Harness) {
         .validator()
         .await
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: "x".repeat(limit + 1),
         })
         .await;

@@ -13,9 +13,11 @@ use std::{
 };
 
 use sigil_domain::{AdminKey, Clock, SessionPolicy, Timestamp};
+use sigil_jwt::MasterKey;
 use sigil_proto::v1 as pb;
 use sigil_runtime::{AdminKeys, Context, Limits, Services};
-use sigil_store::{MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use sigil_store::{JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use sigil_validator::KeySettings;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 
@@ -26,6 +28,9 @@ pub use tonic_health::pb::health_client::HealthClient;
 
 /// The admin key every harness accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// The master key every harness seals keys with.
+pub const MASTER_KEY: &str = "c2lnaWwtdGVzdC1tYXN0ZXIta2V5LTAxMjM0NTY3ODk=";
 
 /// How long to wait for something that should happen promptly (a server
 /// starting, health changing) before failing the test.
@@ -121,18 +126,105 @@ impl Drop for RedisServer {
     }
 }
 
+/// Which services a server carries.
+pub enum Role {
+    /// Issuer, validator and edge-token, as `sigil dev`.
+    All,
+    /// The issuer alone.
+    Issuer,
+    /// The validator alone, fetching keys from the issuer at this address.
+    Validator {
+        /// Where the issuer is (or will be).
+        issuer: SocketAddr,
+    },
+}
+
+/// A server started by the harness; stopped when dropped.
+pub struct Server {
+    /// Where it listens.
+    pub address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `role` over `context` on `listener`.
+    pub fn spawn(context: &Context, role: Role, listener: TcpListener) -> Server {
+        let address = listener.local_addr().expect("bound");
+        let key_settings = |issuer: SocketAddr| KeySettings {
+            issuer_url: format!("http://{issuer}"),
+            jwks_refresh_interval: Duration::from_millis(50),
+            template_cache_ttl: Duration::ZERO,
+        };
+        let mut services = Services::default();
+        match role {
+            Role::All => {
+                sigil_issuer::add_to(&mut services, context);
+                sigil_validator::add_to(&mut services, context, &key_settings(address))
+                    .expect("valid url");
+                sigil_edge_token::add_to(&mut services, context);
+            }
+            Role::Issuer => sigil_issuer::add_to(&mut services, context),
+            Role::Validator { issuer } => {
+                sigil_validator::add_to(&mut services, context, &key_settings(issuer))
+                    .expect("valid url")
+            }
+        }
+        let context = context.clone();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stop.await;
+            };
+            sigil_runtime::serve(
+                listener,
+                services,
+                &context,
+                Duration::from_millis(50),
+                stopped,
+            )
+            .await
+            .expect("serve");
+        });
+        Server {
+            address,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task ends cleanly");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 /// Sigil's services on a free port over one store.
 pub struct Harness {
     /// Where the services listen.
     pub address: SocketAddr,
+    /// What the services run with: build more servers over the same store.
+    pub context: Context,
     /// The services' clock.
     pub clock: Arc<ManualClock>,
     /// The policy in force.
     pub policy: SessionPolicy,
     /// The Redis behind the store, if it is the Redis store.
     pub redis: Option<RedisServer>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl Harness {
@@ -140,7 +232,7 @@ impl Harness {
     pub async fn memory() -> Harness {
         let clock = start_clock();
         let store = Arc::new(MemoryStore::new(clock.clone()));
-        Harness::start(store, clock, None, Limits::default()).await
+        Harness::start(store.clone(), store, clock, None, Limits::default()).await
     }
 
     /// Services over a fresh `redis-server`.
@@ -156,11 +248,13 @@ impl Harness {
             timeout: Duration::from_millis(500),
         })
         .expect("valid url");
-        Harness::start(Arc::new(store), start_clock(), Some(redis), limits).await
+        let store = Arc::new(store);
+        Harness::start(store.clone(), store, start_clock(), Some(redis), limits).await
     }
 
     async fn start(
         store: Arc<dyn SessionStore>,
+        jwt_store: Arc<dyn JwtStore>,
         clock: Arc<ManualClock>,
         redis: Option<RedisServer>,
         limits: Limits,
@@ -172,44 +266,24 @@ impl Harness {
             admin: AdminKeys::new(vec![AdminKey::from_configured(ADMIN_KEY).expect("valid")]),
             policy,
             limits,
+            jwt_store,
+            master_key: Some(MasterKey::from_base64(MASTER_KEY).expect("valid")),
+            max_token_lifetime: Duration::from_secs(3600),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("bound");
-        let mut services = Services::default();
-        sigil_issuer::add_to(&mut services, &context);
-        sigil_validator::add_to(&mut services, &context);
-        sigil_edge_token::add_to(&mut services, &context);
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let stopped = async {
-                let _ = stop.await;
-            };
-            sigil_runtime::serve(
-                listener,
-                services,
-                &context,
-                Duration::from_millis(50),
-                stopped,
-            )
-            .await
-            .expect("serve");
-        });
+        let server = Server::spawn(&context, Role::All, listener);
         Harness {
-            address,
+            address: server.address,
+            context,
             clock,
             policy,
             redis,
-            shutdown: Some(shutdown),
-            server: Some(server),
+            server,
         }
     }
 
     async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.address))
-            .expect("valid uri")
-            .connect()
-            .await
-            .expect("the services accept connections")
+        channel_to(self.address).await
     }
 
     /// A client of the issuer.
@@ -258,21 +332,8 @@ impl Harness {
     }
 
     /// Stops the services and waits until they have drained.
-    pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.expect("server task ends cleanly");
-        }
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -355,4 +416,18 @@ pub fn assert_invalid<T: std::fmt::Debug>(
         .map(|violation| violation.field.as_str())
         .collect();
     assert_eq!(fields, [field], "violations of {status:?}");
+}
+
+/// A connected channel to `address`.
+pub async fn channel_to(address: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{address}"))
+        .expect("valid uri")
+        .connect()
+        .await
+        .expect("the services accept connections")
+}
+
+/// A listener on a free loopback port.
+pub async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("bind")
 }

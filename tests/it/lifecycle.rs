@@ -59,6 +59,7 @@ async fn whole_flow_ends_unauthenticated_after_revoke(h: Harness) {
     // The token works from the field, the bearer header and x-session-token.
     let who = validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_key.clone(),
         })
         .await
@@ -122,6 +123,7 @@ async fn whole_flow_ends_unauthenticated_after_revoke(h: Harness) {
 
     let result = validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_key.clone(),
         })
         .await;
@@ -160,6 +162,7 @@ async fn pending_session_grants_nothing(h: Harness) {
         .validator()
         .await
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_key,
         })
         .await;
@@ -170,6 +173,7 @@ async fn expired_session_is_unauthenticated(h: Harness) {
     let (created, _) = h.active_session("", &["token:read"], vec![]).await;
     let mut validator = h.validator().await;
     let who = |token: String| pb::WhoAmIRequest {
+        tokenize_as: String::new(),
         session_token: token,
     };
     assert!(
@@ -220,6 +224,7 @@ async fn extend_moves_expiry_later_and_never_shortens(h: Harness) {
         .validator()
         .await
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_key,
         })
         .await;
@@ -331,12 +336,16 @@ async fn subject_sessions_are_listed_in_pages_and_revoked_together(h: Harness) {
     let mut validator = h.validator().await;
     for key in bob_keys {
         let result = validator
-            .who_am_i(pb::WhoAmIRequest { session_token: key })
+            .who_am_i(pb::WhoAmIRequest {
+                session_token: key,
+                tokenize_as: String::new(),
+            })
             .await;
         assert_error(result, Code::Unauthenticated, "SESSION_INVALID");
     }
     let carol_still = validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: carol.session_key,
         })
         .await;

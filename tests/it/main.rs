@@ -32,6 +32,8 @@ macro_rules! both_stores {
 
 mod admin;
 mod errors;
+mod jwt;
+mod jwt_cluster;
 mod lifecycle;
 mod nonce;
 mod outage;

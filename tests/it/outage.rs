@@ -34,6 +34,7 @@ async fn redis_outage_is_unavailable_then_recovers_without_restart() {
 
     let result = validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_key.clone(),
         })
         .await;
@@ -62,6 +63,7 @@ async fn redis_outage_is_unavailable_then_recovers_without_restart() {
     .await;
     let result = validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_key,
         })
         .await;
@@ -69,6 +71,7 @@ async fn redis_outage_is_unavailable_then_recovers_without_restart() {
     let (again, _) = h.active_session("ivan", &["token:read"], vec![]).await;
     let who = validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: again.session_key,
         })
         .await;

@@ -124,6 +124,7 @@ async fn who_am_i_and_check_access_cost_one_redis_command() {
     let before = commands_run(&mut redis).await;
     validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_key.clone(),
         })
         .await
@@ -145,6 +146,7 @@ async fn who_am_i_and_check_access_cost_one_redis_command() {
     let before = commands_run(&mut redis).await;
     let refused = validator
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: "sigil_sk_forged".into(),
         })
         .await;

@@ -76,6 +76,7 @@ async fn session_id_is_not_a_session_key(h: Harness) {
         .validator()
         .await
         .who_am_i(pb::WhoAmIRequest {
+            tokenize_as: String::new(),
             session_token: created.session_id,
         })
         .await;
@@ -109,6 +110,7 @@ async fn malformed_unknown_and_absent_tokens_are_unauthenticated(h: Harness) {
     for token in tokens {
         let result = validator
             .who_am_i(pb::WhoAmIRequest {
+                tokenize_as: String::new(),
                 session_token: token.clone(),
             })
             .await;

@@ -39,6 +39,16 @@ pub enum Error {
     /// The session is not in a state that allows the call.
     #[error("session is not active")]
     SessionNotActive,
+    /// A JWT was refused. Always UNAUTHENTICATED; the rejection says why in
+    /// terms that help a caller, not an attacker.
+    #[error("token rejected: {0}")]
+    TokenRejected(TokenRejection),
+    /// No token template has this name.
+    #[error("token template not found")]
+    TemplateNotFound,
+    /// JWT calls need a master key, and none is configured.
+    #[error("JWT support is not configured (no master key)")]
+    JwtNotConfigured,
     /// Another writer changed the record at the same time, too often.
     #[error("concurrent update, try again")]
     Conflict,
@@ -50,10 +60,54 @@ pub enum Error {
     CorruptRecord(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Why a JWT was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    /// Not a well-formed JWT, or missing a claim Sigil requires.
+    #[error("malformed")]
+    Malformed,
+    /// Signed by a key this cluster does not know (any more).
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not match, or the algorithm is not the key's.
+    #[error("bad signature")]
+    BadSignature,
+    /// Past `exp`.
+    #[error("expired")]
+    Expired,
+    /// Before `nbf` or `iat`.
+    #[error("not yet valid")]
+    NotYetValid,
+    /// `aud` does not hold the audience asked for.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// `iss` is not the template's issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// Its `jti` was already consumed.
+    #[error("replayed")]
+    Replayed,
+    /// Its session was revoked or has expired.
+    #[error("session not active")]
+    SessionInactive,
+}
+
 /// Result of a request-path operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The same error with a field path inside the message field `parent`
+    /// (`name` becomes `template.name`).
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            Error::InvalidField { field, reason } => Error::InvalidField {
+                field: FieldPath::from(parent).child(field.as_str()),
+                reason,
+            },
+            other => other,
+        }
+    }
+
     /// An [`Error::InvalidField`] for `field`.
     pub fn invalid(field: impl Into<FieldPath>, reason: impl Into<String>) -> Self {
         Error::InvalidField {

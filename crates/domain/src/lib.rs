@@ -14,7 +14,7 @@ mod session;
 mod time;
 
 pub use access::{AccessDecision, AccessRule, Permission, ResourceGlob};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TokenRejection};
 pub use field::FieldPath;
 pub use secret::{AdminKey, Nonce, SecretHash, SessionKey};
 pub use session::{

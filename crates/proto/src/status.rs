@@ -3,7 +3,7 @@
 //! `google.rpc.BadRequest` naming the field. Clients branch on the reason,
 //! never on the message.
 
-use sigil_domain::Error;
+use sigil_domain::{Error, TokenRejection};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -37,9 +37,26 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
         Error::NonceNotFound => (Code::NotFound, "NONCE_NOT_FOUND"),
         Error::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
         Error::SessionNotActive => (Code::FailedPrecondition, "SESSION_NOT_ACTIVE"),
+        Error::TokenRejected(rejection) => (Code::Unauthenticated, token_reason(*rejection)),
+        Error::TemplateNotFound => (Code::NotFound, "TEMPLATE_NOT_FOUND"),
+        Error::JwtNotConfigured => (Code::FailedPrecondition, "JWT_NOT_CONFIGURED"),
         Error::Conflict => (Code::Aborted, "CONCURRENT_UPDATE"),
         Error::Unavailable(_) => (Code::Unavailable, "STORE_UNAVAILABLE"),
         Error::CorruptRecord(_) => (Code::Internal, "CORRUPT_RECORD"),
+    }
+}
+
+fn token_reason(rejection: TokenRejection) -> &'static str {
+    match rejection {
+        TokenRejection::Malformed => "TOKEN_MALFORMED",
+        TokenRejection::UnknownKey => "TOKEN_UNKNOWN_KEY",
+        TokenRejection::BadSignature => "TOKEN_BAD_SIGNATURE",
+        TokenRejection::Expired => "TOKEN_EXPIRED",
+        TokenRejection::NotYetValid => "TOKEN_NOT_YET_VALID",
+        TokenRejection::WrongAudience => "TOKEN_WRONG_AUDIENCE",
+        TokenRejection::WrongIssuer => "TOKEN_WRONG_ISSUER",
+        TokenRejection::Replayed => "TOKEN_REPLAYED",
+        TokenRejection::SessionInactive => "TOKEN_SESSION_INACTIVE",
     }
 }
 

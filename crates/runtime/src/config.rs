@@ -5,6 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
 use sigil_domain::{AdminKey, SessionPolicy};
+use sigil_jwt::MasterKey;
 
 use crate::{AdminKeys, Limits};
 
@@ -23,6 +24,9 @@ pub struct CommonArgs {
     #[allow(missing_docs)]
     #[command(flatten)]
     pub session: SessionArgs,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     pub max_request_bytes: usize,
@@ -94,6 +98,32 @@ pub struct SessionArgs {
     /// The longest an authorized or extended session may last from now.
     #[arg(long, env = "SIGIL_MAX_SESSION_LIFESPAN", default_value = "30days", value_parser = humantime::parse_duration)]
     pub max_session_lifespan: Duration,
+}
+
+/// JWT signing.
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// The master key sealing signing keys and HS256 secrets at rest: 32
+    /// bytes in base64 (`openssl rand -base64 32`). Without it, JWT calls
+    /// answer FAILED_PRECONDITION. Every issuer and validator of a cluster
+    /// needs the same key.
+    #[arg(long, env = "SIGIL_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// The longest lifetime a token template may give its tokens.
+    #[arg(long, env = "SIGIL_MAX_TOKEN_LIFETIME", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_token_lifetime: Duration,
+}
+
+impl JwtArgs {
+    /// The master key, if configured and well formed.
+    pub fn master_key(&self) -> Result<Option<MasterKey>, String> {
+        self.master_key
+            .as_deref()
+            .map(|text| {
+                MasterKey::from_base64(text).map_err(|why| format!("SIGIL_MASTER_KEY: {why}"))
+            })
+            .transpose()
+    }
 }
 
 impl CommonArgs {

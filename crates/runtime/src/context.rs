@@ -1,7 +1,8 @@
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use sigil_domain::{Clock, SessionPolicy};
-use sigil_store::{MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use sigil_jwt::{MasterKey, TemplateLimits};
+use sigil_store::{JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
 
 use crate::{AdminKeys, Limits};
 
@@ -19,6 +20,14 @@ pub struct Context {
     pub policy: SessionPolicy,
     /// Request size limits.
     pub limits: Limits,
+    /// Where token templates, signing keys and used token ids live (the same
+    /// store as sessions).
+    pub jwt_store: Arc<dyn JwtStore>,
+    /// Seals signing keys and shared secrets at rest; JWT calls answer
+    /// FAILED_PRECONDITION without it.
+    pub master_key: Option<MasterKey>,
+    /// The longest lifetime a token template may give.
+    pub max_token_lifetime: Duration,
 }
 
 impl Context {
@@ -26,7 +35,10 @@ impl Context {
     /// in-memory store, with a warning that it is single-process.
     pub fn from_args(args: &crate::CommonArgs) -> Result<Context, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store: Arc<dyn SessionStore> = match &args.store.redis_url {
+        let (store, jwt_store): (Arc<dyn SessionStore>, Arc<dyn JwtStore>) = match &args
+            .store
+            .redis_url
+        {
             Some(url) => {
                 let config = RedisConfig {
                     url: url.clone(),
@@ -36,14 +48,16 @@ impl Context {
                 // what is wrong with it.
                 let store = RedisStore::new(&config)
                     .map_err(|error| format!("bad SIGIL_REDIS_URL: {}", error.category()))?;
-                Arc::new(store)
+                let store = Arc::new(store);
+                (store.clone(), store)
             }
             None => {
                 tracing::warn!(
                     "no SIGIL_REDIS_URL: sessions live in this process's memory, are not shared \
                      with other processes and are lost on exit"
                 );
-                Arc::new(MemoryStore::new(clock.clone()))
+                let store = Arc::new(MemoryStore::new(clock.clone()));
+                (store.clone(), store)
             }
         };
         Ok(Context {
@@ -52,6 +66,18 @@ impl Context {
             admin: args.admin.keys()?,
             policy: args.session.policy()?,
             limits: args.limits(),
+            jwt_store,
+            master_key: args.jwt.master_key()?,
+            max_token_lifetime: args.jwt.max_token_lifetime,
         })
+    }
+}
+
+impl Context {
+    /// Bounds on token templates.
+    pub fn template_limits(&self) -> TemplateLimits {
+        TemplateLimits {
+            max_lifetime: self.max_token_lifetime,
+        }
     }
 }

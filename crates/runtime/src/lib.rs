@@ -8,9 +8,10 @@ mod limits;
 mod run;
 mod server;
 mod telemetry;
+mod tokens;
 
 pub use admin::{AdminKeys, bearer_token};
-pub use config::{AdminArgs, CommonArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
+pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
 pub use context::Context;
 pub use limits::Limits;
 pub use run::run_service;

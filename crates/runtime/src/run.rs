@@ -13,7 +13,7 @@ pub fn run_service(
     binary: &str,
     listen: SocketAddr,
     args: &CommonArgs,
-    services: impl FnOnce(&Context) -> Services,
+    services: impl FnOnce(&Context) -> Result<Services, String>,
 ) -> ExitCode {
     if let Err(error) = init_logging(&args.log) {
         eprintln!("{binary}: {error}");
@@ -43,7 +43,13 @@ pub fn run_service(
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
-        let services = services(&context);
+        let services = match services(&context) {
+            Ok(services) => services,
+            Err(error) => {
+                eprintln!("{binary}: {error}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        };
         let address = listener.local_addr().unwrap_or(listen);
         tracing::info!(%address, "{binary} listening for gRPC");
         match serve(

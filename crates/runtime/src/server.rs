@@ -16,6 +16,7 @@ use crate::Context;
 pub struct Services {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    http: axum::Router,
 }
 
 impl Services {
@@ -35,6 +36,13 @@ impl Services {
     {
         self.routes.add_service(service);
         self.names.push(name);
+        self
+    }
+
+    /// Adds plain HTTP routes (such as `/.well-known/jwks.json`), served on
+    /// the same port as gRPC, over HTTP/1.1 or HTTP/2.
+    pub fn add_http(&mut self, router: axum::Router) -> &mut Self {
+        self.http = std::mem::take(&mut self.http).merge(router);
         self
     }
 }
@@ -77,10 +85,16 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
+    let routes = services
+        .routes
+        .routes()
+        .into_axum_router()
+        .merge(services.http);
     let served = Server::builder()
+        .accept_http1(true)
         .layer(context.limits.layer())
         .serve_with_incoming_shutdown(
-            services.routes.routes(),
+            tonic::service::Routes::from(routes),
             TcpListenerStream::new(listener),
             shutdown,
         )

@@ -6,6 +6,7 @@
 //! Every rule about what a change may be lives in `sigil_domain`.
 
 mod clock;
+mod jwt;
 mod memory;
 mod redis_store;
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use sigil_domain::{Result, SessionId, SessionRecord, Subject};
 
 pub use clock::SystemClock;
+pub use jwt::JwtStore;
 pub use memory::MemoryStore;
 pub use redis_store::{RedisConfig, RedisStore};
 

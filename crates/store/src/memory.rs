@@ -1,12 +1,13 @@
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, MutexGuard},
 };
 
 use async_trait::async_trait;
-use sigil_domain::{Clock, Result, SessionId, SessionRecord, Subject};
+use sigil_domain::{Clock, Result, SessionId, SessionRecord, Subject, Timestamp};
+use sigil_jwt::{StoredSigningKey, StoredTemplate};
 
-use crate::{SessionStore, SubjectPage, id_of_member, index_member};
+use crate::{JwtStore, SessionStore, SubjectPage, id_of_member, index_member};
 
 /// Sweep evicted records after this many inserts, so an idle process does
 /// not hold expired sessions forever.
@@ -24,6 +25,9 @@ struct State {
     sessions: HashMap<SessionId, SessionRecord>,
     subjects: HashMap<Subject, BTreeSet<String>>,
     inserts: u64,
+    templates: BTreeMap<String, StoredTemplate>,
+    signing_keys: BTreeMap<String, StoredSigningKey>,
+    used_jtis: HashMap<String, Timestamp>,
 }
 
 impl MemoryStore {
@@ -71,6 +75,7 @@ impl SessionStore for MemoryStore {
         state.inserts += 1;
         if state.inserts.is_multiple_of(SWEEP_EVERY_INSERTS) {
             state.sessions.retain(|_, record| record.evict_at() > now);
+            state.used_jtis.retain(|_, until| *until > now);
         }
         state.index(record);
         state.sessions.insert(record.session.id, record.clone());
@@ -136,5 +141,66 @@ impl SessionStore for MemoryStore {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl JwtStore for MemoryStore {
+    async fn create_template(&self, template: &StoredTemplate) -> Result<bool> {
+        let mut state = self.lock();
+        if state.templates.contains_key(&template.name) {
+            return Ok(false);
+        }
+        state
+            .templates
+            .insert(template.name.clone(), template.clone());
+        Ok(true)
+    }
+
+    async fn replace_template(&self, template: &StoredTemplate) -> Result<()> {
+        self.lock()
+            .templates
+            .insert(template.name.clone(), template.clone());
+        Ok(())
+    }
+
+    async fn template(&self, name: &str) -> Result<Option<StoredTemplate>> {
+        Ok(self.lock().templates.get(name).cloned())
+    }
+
+    async fn templates(&self) -> Result<Vec<StoredTemplate>> {
+        Ok(self.lock().templates.values().cloned().collect())
+    }
+
+    async fn delete_template(&self, name: &str) -> Result<bool> {
+        Ok(self.lock().templates.remove(name).is_some())
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
+        Ok(self.lock().signing_keys.values().cloned().collect())
+    }
+
+    async fn put_signing_key(&self, key: &StoredSigningKey) -> Result<()> {
+        self.lock()
+            .signing_keys
+            .insert(key.kid.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn remove_signing_key(&self, kid: &str) -> Result<()> {
+        self.lock().signing_keys.remove(kid);
+        Ok(())
+    }
+
+    async fn consume_jti(&self, jti: &str, expires_at: Timestamp) -> Result<bool> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        match state.used_jtis.get(jti) {
+            Some(until) if *until > now => Ok(false),
+            _ => {
+                state.used_jtis.insert(jti.to_owned(), expires_at);
+                Ok(true)
+            }
+        }
     }
 }

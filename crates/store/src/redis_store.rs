@@ -3,9 +3,15 @@ use std::{future::Future, time::Duration};
 use async_trait::async_trait;
 use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
-use sigil_domain::{Error, Result, SessionId, SessionRecord, Subject};
+use sigil_domain::{Error, Result, SessionId, SessionRecord, Subject, Timestamp};
+use sigil_jwt::{StoredSigningKey, StoredTemplate};
 
-use crate::{SessionStore, SubjectPage, id_of_member, index_member};
+use crate::{JwtStore, SessionStore, SubjectPage, id_of_member, index_member};
+
+/// Every token template, a hash of name → JSON.
+const TEMPLATES_KEY: &str = "sigil:{jwt}:templates";
+/// Every signing key, a hash of kid → JSON (private key sealed).
+const SIGNING_KEYS_KEY: &str = "sigil:{jwt}:keys";
 
 /// Writes a new record unless the id is taken. KEYS[1] the record;
 /// ARGV revision, JSON, eviction time (Unix ms).
@@ -38,7 +44,10 @@ pub struct RedisConfig {
 ///
 /// Layout: `sigil:{sess_…}:session` is a hash of `rev` and `data` (the
 /// record as JSON) that Redis expires at the session's expiry;
-/// `sigil:{subj_…}:sessions` is a sorted set indexing a subject's sessions.
+/// `sigil:{subj_…}:sessions` is a sorted set indexing a subject's sessions;
+/// `sigil:{jwt}:templates` and `sigil:{jwt}:keys` are hashes of token
+/// templates and signing keys; `sigil:{jti_…}:used` marks a consumed token
+/// id until the token expires.
 /// The braces are hash tags: each key's operations stay within one slot, so
 /// the same layout runs on Redis Cluster.
 #[derive(Clone)]
@@ -116,11 +125,11 @@ fn subject_key(subject: &Subject) -> String {
     format!("sigil:{{subj_{}}}:sessions", hex::encode(&digest[..16]))
 }
 
-fn encode(record: &SessionRecord) -> Result<String> {
-    serde_json::to_string(record).map_err(|error| Error::CorruptRecord(Box::new(error)))
+fn encode<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|error| Error::CorruptRecord(Box::new(error)))
 }
 
-fn decode(data: &str) -> Result<SessionRecord> {
+fn decode<T: serde::de::DeserializeOwned>(data: &str) -> Result<T> {
     serde_json::from_str(data).map_err(|error| Error::CorruptRecord(Box::new(error)))
 }
 
@@ -208,7 +217,7 @@ impl SessionStore for RedisStore {
             match data
                 .filter(|data| !data.is_empty())
                 .as_deref()
-                .map(decode)
+                .map(decode::<SessionRecord>)
                 .transpose()?
             {
                 Some(record) if record.session.subject.as_ref() == Some(subject) => {
@@ -234,5 +243,76 @@ impl SessionStore for RedisStore {
         self.call(redis::cmd("PING").query_async::<String>(&mut connection))
             .await
             .map(drop)
+    }
+}
+
+#[async_trait]
+impl JwtStore for RedisStore {
+    async fn create_template(&self, template: &StoredTemplate) -> Result<bool> {
+        let data = encode(template)?;
+        let mut connection = self.connection.clone();
+        self.call(connection.hset_nx(TEMPLATES_KEY, &template.name, data))
+            .await
+    }
+
+    async fn replace_template(&self, template: &StoredTemplate) -> Result<()> {
+        let data = encode(template)?;
+        let mut connection = self.connection.clone();
+        self.call(connection.hset::<_, _, _, ()>(TEMPLATES_KEY, &template.name, data))
+            .await
+    }
+
+    async fn template(&self, name: &str) -> Result<Option<StoredTemplate>> {
+        let mut connection = self.connection.clone();
+        let data: Option<String> = self.call(connection.hget(TEMPLATES_KEY, name)).await?;
+        data.as_deref().map(decode).transpose()
+    }
+
+    async fn templates(&self) -> Result<Vec<StoredTemplate>> {
+        let mut connection = self.connection.clone();
+        let all: Vec<String> = self.call(connection.hvals(TEMPLATES_KEY)).await?;
+        all.iter().map(|data| decode(data)).collect()
+    }
+
+    async fn delete_template(&self, name: &str) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        self.call(connection.hdel(TEMPLATES_KEY, name)).await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
+        let mut connection = self.connection.clone();
+        let all: Vec<String> = self.call(connection.hvals(SIGNING_KEYS_KEY)).await?;
+        all.iter().map(|data| decode(data)).collect()
+    }
+
+    async fn put_signing_key(&self, key: &StoredSigningKey) -> Result<()> {
+        let data = encode(key)?;
+        let mut connection = self.connection.clone();
+        self.call(connection.hset::<_, _, _, ()>(SIGNING_KEYS_KEY, &key.kid, data))
+            .await
+    }
+
+    async fn remove_signing_key(&self, kid: &str) -> Result<()> {
+        let mut connection = self.connection.clone();
+        self.call(connection.hdel::<_, _, ()>(SIGNING_KEYS_KEY, kid))
+            .await
+    }
+
+    async fn consume_jti(&self, jti: &str, expires_at: Timestamp) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        // SET NX is the atomic test-and-set every validator replica shares;
+        // the mark lives exactly as long as the token could be replayed.
+        let set: Option<String> = self
+            .call(
+                redis::cmd("SET")
+                    .arg(format!("sigil:{{jti_{jti}}}:used"))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PXAT")
+                    .arg(expires_at.unix_ms().max(1))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(set.is_some())
     }
 }

@@ -22,6 +22,6 @@ fn main() -> ExitCode {
     run_service("sigil-edge-token", args.listen, &args.common, |context| {
         let mut services = Services::default();
         sigil_edge_token::add_to(&mut services, context);
-        services
+        Ok(services)
     })
 }

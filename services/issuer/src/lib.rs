@@ -1,25 +1,14 @@
 //! The issuer: creates sessions, authorizes them with their one-time nonce,
 //! and extends and revokes them. Handlers read parse → domain → store → map.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use getrandom::{SysRng, rand_core::UnwrapErr};
-use sigil_domain::{
-    Authorization, Error, Extension, NewSession, Result, SessionId, SessionRecord, SessionState,
-    Subject,
-};
-use sigil_proto::{convert::timestamp_to_pb, status::to_status, v1 as pb};
+mod sessions;
+mod tokens;
+
+use sigil_proto::{status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
 use tonic::{Request, Response, Status};
 
 use pb::issuer_service_server::{IssuerService, IssuerServiceServer, SERVICE_NAME};
-
-/// How often a read-modify-write is retried when another writer got there
-/// first, before answering ABORTED.
-const MAX_UPDATE_ATTEMPTS: usize = 5;
-/// ListSessions page size when the request says 0.
-const DEFAULT_PAGE_SIZE: usize = 50;
-/// Largest ListSessions page; larger requests are served this many.
-const MAX_PAGE_SIZE: usize = 500;
 
 /// The `sigil.v1.IssuerService` handlers.
 #[derive(Clone)]
@@ -28,217 +17,15 @@ pub struct Issuer {
 }
 
 /// Adds the issuer to `services`.
+/// Adds the issuer to `services`: its gRPC service and the JWKS over HTTP at
+/// `/.well-known/jwks.json`.
 pub fn add_to(services: &mut Services, context: &Context) {
     let server = IssuerServiceServer::new(Issuer {
         context: context.clone(),
     })
     .max_decoding_message_size(context.limits.max_request_bytes);
     services.add(SERVICE_NAME, server);
-}
-
-impl Issuer {
-    async fn create(
-        &self,
-        request: Request<pb::CreateSessionRequest>,
-    ) -> Result<pb::CreateSessionResponse> {
-        let command = NewSession::try_from(request.into_inner())?;
-        let now = self.context.clock.now();
-        let (record, key, nonce) =
-            command.issue(&self.context.policy, now, &mut UnwrapErr(SysRng))?;
-        self.context.store.insert(&record).await?;
-        tracing::info!(session_id = %record.session.id, "session created");
-        Ok(pb::CreateSessionResponse {
-            session_id: record.session.id.to_string(),
-            session_key: key.expose(),
-            nonce: nonce.expose(),
-            expires_at: Some(timestamp_to_pb(record.session.expires_at)),
-        })
-    }
-
-    async fn authorize(
-        &self,
-        request: Request<pb::AuthorizeSessionRequest>,
-    ) -> Result<pb::AuthorizeSessionResponse> {
-        self.context.admin.check(request.metadata())?;
-        let authorization = Authorization::try_from(request.into_inner())?;
-        let id = authorization.nonce.session_id();
-        let record = self
-            .context
-            .store
-            .get(id)
-            .await?
-            .ok_or(Error::NonceNotFound)?;
-        let now = self.context.clock.now();
-        let authorized = record.authorize(&authorization, &self.context.policy, now)?;
-        // Losing the compare-and-swap means another call used the nonce (or
-        // revoked the session) first: for this call the nonce is gone.
-        if !self.context.store.replace(&authorized).await? {
-            return Err(Error::NonceNotFound);
-        }
-        tracing::info!(session_id = %id, "session authorized");
-        Ok(pb::AuthorizeSessionResponse {
-            session: Some((&authorized.session).into()),
-        })
-    }
-
-    async fn get(&self, request: Request<pb::GetSessionRequest>) -> Result<pb::GetSessionResponse> {
-        self.context.admin.check(request.metadata())?;
-        let pb::GetSessionRequest { session_id } = request.into_inner();
-        let id = SessionId::parse_field(&session_id, "session_id")?;
-        let record = self.load(id).await?;
-        Ok(pb::GetSessionResponse {
-            session: Some((&record.session).into()),
-        })
-    }
-
-    async fn list(
-        &self,
-        request: Request<pb::ListSessionsRequest>,
-    ) -> Result<pb::ListSessionsResponse> {
-        self.context.admin.check(request.metadata())?;
-        let pb::ListSessionsRequest {
-            subject,
-            page_size,
-            page_token,
-        } = request.into_inner();
-        let subject = Subject::parse(&subject, "subject")?;
-        let page_size = match usize::try_from(page_size) {
-            Err(_) => return Err(Error::invalid("page_size", "must not be negative")),
-            Ok(0) => DEFAULT_PAGE_SIZE,
-            Ok(size) => size.min(MAX_PAGE_SIZE),
-        };
-        let cursor = decode_page_token(&page_token)?;
-        let page = self
-            .context
-            .store
-            .subject_sessions(&subject, cursor.as_deref(), page_size)
-            .await?;
-        Ok(pb::ListSessionsResponse {
-            sessions: page
-                .records
-                .iter()
-                .map(|record| (&record.session).into())
-                .collect(),
-            next_page_token: page
-                .next_cursor
-                .map(|cursor| URL_SAFE_NO_PAD.encode(cursor))
-                .unwrap_or_default(),
-        })
-    }
-
-    async fn extend(
-        &self,
-        request: Request<pb::ExtendSessionRequest>,
-    ) -> Result<pb::ExtendSessionResponse> {
-        self.context.admin.check(request.metadata())?;
-        let request = request.into_inner();
-        let id = SessionId::parse_field(&request.session_id, "session_id")?;
-        let extension = Extension::try_from(request)?;
-        let policy = self.context.policy;
-        let record = self
-            .update(id, |record, now| {
-                record.extend(extension, &policy, now).map(Some)
-            })
-            .await?;
-        tracing::info!(session_id = %id, "session extended");
-        Ok(pb::ExtendSessionResponse {
-            session: Some((&record.session).into()),
-        })
-    }
-
-    async fn revoke(
-        &self,
-        request: Request<pb::RevokeSessionRequest>,
-    ) -> Result<pb::RevokeSessionResponse> {
-        self.context.admin.check(request.metadata())?;
-        let pb::RevokeSessionRequest { session_id } = request.into_inner();
-        let id = SessionId::parse_field(&session_id, "session_id")?;
-        let record = self
-            .update(id, |record, now| Ok(record.revoke(now)))
-            .await?;
-        tracing::info!(session_id = %id, "session revoked");
-        Ok(pb::RevokeSessionResponse {
-            session: Some((&record.session).into()),
-        })
-    }
-
-    async fn revoke_subject(
-        &self,
-        request: Request<pb::RevokeSubjectSessionsRequest>,
-    ) -> Result<pb::RevokeSubjectSessionsResponse> {
-        self.context.admin.check(request.metadata())?;
-        let pb::RevokeSubjectSessionsRequest { subject } = request.into_inner();
-        let subject = Subject::parse(&subject, "subject")?;
-        let mut revoked_count: i32 = 0;
-        let mut cursor = None;
-        loop {
-            let page = self
-                .context
-                .store
-                .subject_sessions(&subject, cursor.as_deref(), MAX_PAGE_SIZE)
-                .await?;
-            for record in page.records {
-                if record.session.state == SessionState::Revoked {
-                    continue;
-                }
-                let revoked = self
-                    .update(record.session.id, |record, now| Ok(record.revoke(now)))
-                    .await;
-                match revoked {
-                    Ok(_) => revoked_count = revoked_count.saturating_add(1),
-                    // Expired meanwhile: nothing left to revoke.
-                    Err(Error::SessionNotFound) => {}
-                    Err(error) => return Err(error),
-                }
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        tracing::info!(revoked_count, "subject's sessions revoked");
-        Ok(pb::RevokeSubjectSessionsResponse { revoked_count })
-    }
-
-    async fn load(&self, id: SessionId) -> Result<SessionRecord> {
-        self.context
-            .store
-            .get(id)
-            .await?
-            .ok_or(Error::SessionNotFound)
-    }
-
-    /// Read, change, compare-and-swap, retrying when another writer got
-    /// there first. `change` answers `None` when there is nothing to change;
-    /// the stored record is returned as it is then.
-    async fn update(
-        &self,
-        id: SessionId,
-        change: impl Fn(&SessionRecord, sigil_domain::Timestamp) -> Result<Option<SessionRecord>>,
-    ) -> Result<SessionRecord> {
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let record = self.load(id).await?;
-            let Some(next) = change(&record, self.context.clock.now())? else {
-                return Ok(record);
-            };
-            if self.context.store.replace(&next).await? {
-                return Ok(next);
-            }
-        }
-        Err(Error::Conflict)
-    }
-}
-
-fn decode_page_token(token: &str) -> Result<Option<String>> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .map(Some)
-        .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
+    services.add_http(tokens::jwks_http_route(context.clone()));
 }
 
 #[tonic::async_trait]
@@ -308,6 +95,76 @@ impl IssuerService for Issuer {
         request: Request<pb::RevokeSubjectSessionsRequest>,
     ) -> Result<Response<pb::RevokeSubjectSessionsResponse>, Status> {
         self.revoke_subject(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn put_token_template(
+        &self,
+        request: Request<pb::PutTokenTemplateRequest>,
+    ) -> Result<Response<pb::PutTokenTemplateResponse>, Status> {
+        self.put_template(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn get_token_template(
+        &self,
+        request: Request<pb::GetTokenTemplateRequest>,
+    ) -> Result<Response<pb::GetTokenTemplateResponse>, Status> {
+        self.get_template(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn list_token_templates(
+        &self,
+        request: Request<pb::ListTokenTemplatesRequest>,
+    ) -> Result<Response<pb::ListTokenTemplatesResponse>, Status> {
+        self.list_templates(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn delete_token_template(
+        &self,
+        request: Request<pb::DeleteTokenTemplateRequest>,
+    ) -> Result<Response<pb::DeleteTokenTemplateResponse>, Status> {
+        self.delete_template(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn get_token(
+        &self,
+        request: Request<pb::GetTokenRequest>,
+    ) -> Result<Response<pb::GetTokenResponse>, Status> {
+        self.token(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        self.rotate(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn get_jwks(
+        &self,
+        request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        self.jwks(request)
             .await
             .map(Response::new)
             .map_err(to_status)

@@ -21,6 +21,6 @@ fn main() -> ExitCode {
     run_service("sigil-issuer", args.listen, &args.common, |context| {
         let mut services = Services::default();
         sigil_issuer::add_to(&mut services, context);
-        services
+        Ok(services)
     })
 }

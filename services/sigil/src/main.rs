@@ -7,9 +7,11 @@ use std::{net::SocketAddr, process::ExitCode};
 use clap::{Parser, Subcommand};
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::AdminKey;
+use sigil_jwt::MasterKey;
 use sigil_runtime::{
-    AdminArgs, CommonArgs, LogArgs, Services, SessionArgs, StoreArgs, run_service,
+    AdminArgs, CommonArgs, JwtArgs, LogArgs, Services, SessionArgs, StoreArgs, run_service,
 };
+use sigil_validator::KeySettings;
 
 /// Sigil: sessions and tokens for services, over gRPC.
 #[derive(Debug, Parser)]
@@ -36,6 +38,8 @@ struct DevArgs {
     admin: AdminArgs,
     #[command(flatten)]
     session: SessionArgs,
+    #[command(flatten)]
+    jwt: JwtArgs,
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     max_request_bytes: usize,
@@ -48,6 +52,20 @@ fn main() -> ExitCode {
         print_banner(dev.listen, &key);
         dev.admin.admin_keys.push(key);
     }
+    // Everything lives in memory, so a key for this run only is enough.
+    dev.jwt
+        .master_key
+        .get_or_insert_with(|| MasterKey::generate(&mut UnwrapErr(SysRng)).to_base64());
+    // The validator fetches signing keys from the issuer: here, itself.
+    let own_address = match dev.listen.ip() {
+        ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], dev.listen.port())),
+        _ => dev.listen,
+    };
+    let key_settings = KeySettings {
+        issuer_url: format!("http://{own_address}"),
+        jwks_refresh_interval: std::time::Duration::from_secs(1),
+        template_cache_ttl: std::time::Duration::from_secs(1),
+    };
     let common = CommonArgs {
         log: dev.log,
         store: StoreArgs {
@@ -57,14 +75,15 @@ fn main() -> ExitCode {
         },
         admin: dev.admin,
         session: dev.session,
+        jwt: dev.jwt,
         max_request_bytes: dev.max_request_bytes,
     };
     run_service("sigil dev", dev.listen, &common, |context| {
         let mut services = Services::default();
         sigil_issuer::add_to(&mut services, context);
-        sigil_validator::add_to(&mut services, context);
+        sigil_validator::add_to(&mut services, context, &key_settings)?;
         sigil_edge_token::add_to(&mut services, context);
-        services
+        Ok(services)
     })
 }
 

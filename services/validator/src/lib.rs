@@ -1,10 +1,17 @@
 //! The validator: answers "is this session token good, and what may it do?"
-//! with one store round trip per call.
+//! with one store round trip per call, and verifies the issuer's JWTs.
+
+mod keys;
+mod verify;
+
+use std::sync::Arc;
 
 use sigil_domain::{AccessDecision, Error, FieldPath, Permission, Result, Session, SessionKey};
 use sigil_proto::{status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
+
+pub use keys::KeySettings;
 
 use pb::validator_service_server::{SERVICE_NAME, ValidatorService, ValidatorServiceServer};
 
@@ -15,15 +22,24 @@ const MAX_RESOURCE_LEN: usize = 1024;
 #[derive(Clone)]
 pub struct Validator {
     context: Context,
+    keys: Arc<keys::KeyCache>,
+    templates: Arc<keys::TemplateCache>,
 }
 
-/// Adds the validator to `services`.
-pub fn add_to(services: &mut Services, context: &Context) {
+/// Adds the validator to `services`. Fails on a malformed issuer URL.
+pub fn add_to(
+    services: &mut Services,
+    context: &Context,
+    settings: &KeySettings,
+) -> Result<(), String> {
     let server = ValidatorServiceServer::new(Validator {
         context: context.clone(),
+        keys: Arc::new(keys::KeyCache::new(settings)?),
+        templates: Arc::new(keys::TemplateCache::new(settings.template_cache_ttl)),
     })
     .max_decoding_message_size(context.limits.max_request_bytes);
     services.add(SERVICE_NAME, server);
+    Ok(())
 }
 
 impl Validator {
@@ -43,8 +59,16 @@ impl Validator {
     async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<pb::WhoAmIResponse> {
         let token = session_token(&request.get_ref().session_token, request.metadata());
         let session = self.authenticate(token).await?;
+        let tokenize_as = &request.get_ref().tokenize_as;
+        let tokenized = if tokenize_as.is_empty() {
+            String::new()
+        } else {
+            sigil_jwt::check_name(tokenize_as, "tokenize_as")?;
+            self.context.mint_token(&session, tokenize_as).await?.jwt
+        };
         Ok(pb::WhoAmIResponse {
             session: Some((&session).into()),
+            tokenized,
         })
     }
 
@@ -101,6 +125,16 @@ impl ValidatorService for Validator {
         request: Request<pb::CheckAccessRequest>,
     ) -> Result<Response<pb::CheckAccessResponse>, Status> {
         Validator::check_access(self, request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn verify_token(
+        &self,
+        request: Request<pb::VerifyTokenRequest>,
+    ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
+        self.verify(request)
             .await
             .map(Response::new)
             .map_err(to_status)

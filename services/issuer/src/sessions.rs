@@ -1,0 +1,228 @@
+//! Session handlers: create, authorize, get, list, extend, revoke.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use getrandom::{SysRng, rand_core::UnwrapErr};
+use sigil_domain::{
+    Authorization, Error, Extension, NewSession, Result, SessionId, SessionRecord, SessionState,
+    Subject,
+};
+use sigil_proto::{convert::timestamp_to_pb, v1 as pb};
+use tonic::Request;
+
+use crate::Issuer;
+
+/// How often a read-modify-write is retried when another writer got there
+/// first, before answering ABORTED.
+const MAX_UPDATE_ATTEMPTS: usize = 5;
+/// ListSessions page size when the request says 0.
+const DEFAULT_PAGE_SIZE: usize = 50;
+/// Largest ListSessions page; larger requests are served this many.
+const MAX_PAGE_SIZE: usize = 500;
+
+impl Issuer {
+    pub(crate) async fn create(
+        &self,
+        request: Request<pb::CreateSessionRequest>,
+    ) -> Result<pb::CreateSessionResponse> {
+        let command = NewSession::try_from(request.into_inner())?;
+        let now = self.context.clock.now();
+        let (record, key, nonce) =
+            command.issue(&self.context.policy, now, &mut UnwrapErr(SysRng))?;
+        self.context.store.insert(&record).await?;
+        tracing::info!(session_id = %record.session.id, "session created");
+        Ok(pb::CreateSessionResponse {
+            session_id: record.session.id.to_string(),
+            session_key: key.expose(),
+            nonce: nonce.expose(),
+            expires_at: Some(timestamp_to_pb(record.session.expires_at)),
+        })
+    }
+
+    pub(crate) async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeSessionRequest>,
+    ) -> Result<pb::AuthorizeSessionResponse> {
+        self.context.admin.check(request.metadata())?;
+        let authorization = Authorization::try_from(request.into_inner())?;
+        let id = authorization.nonce.session_id();
+        let record = self
+            .context
+            .store
+            .get(id)
+            .await?
+            .ok_or(Error::NonceNotFound)?;
+        let now = self.context.clock.now();
+        let authorized = record.authorize(&authorization, &self.context.policy, now)?;
+        // Losing the compare-and-swap means another call used the nonce (or
+        // revoked the session) first: for this call the nonce is gone.
+        if !self.context.store.replace(&authorized).await? {
+            return Err(Error::NonceNotFound);
+        }
+        tracing::info!(session_id = %id, "session authorized");
+        Ok(pb::AuthorizeSessionResponse {
+            session: Some((&authorized.session).into()),
+        })
+    }
+
+    pub(crate) async fn get(
+        &self,
+        request: Request<pb::GetSessionRequest>,
+    ) -> Result<pb::GetSessionResponse> {
+        self.context.admin.check(request.metadata())?;
+        let pb::GetSessionRequest { session_id } = request.into_inner();
+        let id = SessionId::parse_field(&session_id, "session_id")?;
+        let record = self.load(id).await?;
+        Ok(pb::GetSessionResponse {
+            session: Some((&record.session).into()),
+        })
+    }
+
+    pub(crate) async fn list(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<pb::ListSessionsResponse> {
+        self.context.admin.check(request.metadata())?;
+        let pb::ListSessionsRequest {
+            subject,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let subject = Subject::parse(&subject, "subject")?;
+        let page_size = match usize::try_from(page_size) {
+            Err(_) => return Err(Error::invalid("page_size", "must not be negative")),
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(size) => size.min(MAX_PAGE_SIZE),
+        };
+        let cursor = decode_page_token(&page_token)?;
+        let page = self
+            .context
+            .store
+            .subject_sessions(&subject, cursor.as_deref(), page_size)
+            .await?;
+        Ok(pb::ListSessionsResponse {
+            sessions: page
+                .records
+                .iter()
+                .map(|record| (&record.session).into())
+                .collect(),
+            next_page_token: page
+                .next_cursor
+                .map(|cursor| URL_SAFE_NO_PAD.encode(cursor))
+                .unwrap_or_default(),
+        })
+    }
+
+    pub(crate) async fn extend(
+        &self,
+        request: Request<pb::ExtendSessionRequest>,
+    ) -> Result<pb::ExtendSessionResponse> {
+        self.context.admin.check(request.metadata())?;
+        let request = request.into_inner();
+        let id = SessionId::parse_field(&request.session_id, "session_id")?;
+        let extension = Extension::try_from(request)?;
+        let policy = self.context.policy;
+        let record = self
+            .update(id, |record, now| {
+                record.extend(extension, &policy, now).map(Some)
+            })
+            .await?;
+        tracing::info!(session_id = %id, "session extended");
+        Ok(pb::ExtendSessionResponse {
+            session: Some((&record.session).into()),
+        })
+    }
+
+    pub(crate) async fn revoke(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<pb::RevokeSessionResponse> {
+        self.context.admin.check(request.metadata())?;
+        let pb::RevokeSessionRequest { session_id } = request.into_inner();
+        let id = SessionId::parse_field(&session_id, "session_id")?;
+        let record = self
+            .update(id, |record, now| Ok(record.revoke(now)))
+            .await?;
+        tracing::info!(session_id = %id, "session revoked");
+        Ok(pb::RevokeSessionResponse {
+            session: Some((&record.session).into()),
+        })
+    }
+
+    pub(crate) async fn revoke_subject(
+        &self,
+        request: Request<pb::RevokeSubjectSessionsRequest>,
+    ) -> Result<pb::RevokeSubjectSessionsResponse> {
+        self.context.admin.check(request.metadata())?;
+        let pb::RevokeSubjectSessionsRequest { subject } = request.into_inner();
+        let subject = Subject::parse(&subject, "subject")?;
+        let mut revoked_count: i32 = 0;
+        let mut cursor = None;
+        loop {
+            let page = self
+                .context
+                .store
+                .subject_sessions(&subject, cursor.as_deref(), MAX_PAGE_SIZE)
+                .await?;
+            for record in page.records {
+                if record.session.state == SessionState::Revoked {
+                    continue;
+                }
+                let revoked = self
+                    .update(record.session.id, |record, now| Ok(record.revoke(now)))
+                    .await;
+                match revoked {
+                    Ok(_) => revoked_count = revoked_count.saturating_add(1),
+                    // Expired meanwhile: nothing left to revoke.
+                    Err(Error::SessionNotFound) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        tracing::info!(revoked_count, "subject's sessions revoked");
+        Ok(pb::RevokeSubjectSessionsResponse { revoked_count })
+    }
+
+    pub(crate) async fn load(&self, id: SessionId) -> Result<SessionRecord> {
+        self.context
+            .store
+            .get(id)
+            .await?
+            .ok_or(Error::SessionNotFound)
+    }
+
+    /// Read, change, compare-and-swap, retrying when another writer got
+    /// there first. `change` answers `None` when there is nothing to change;
+    /// the stored record is returned as it is then.
+    pub(crate) async fn update(
+        &self,
+        id: SessionId,
+        change: impl Fn(&SessionRecord, sigil_domain::Timestamp) -> Result<Option<SessionRecord>>,
+    ) -> Result<SessionRecord> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let record = self.load(id).await?;
+            let Some(next) = change(&record, self.context.clock.now())? else {
+                return Ok(record);
+            };
+            if self.context.store.replace(&next).await? {
+                return Ok(next);
+            }
+        }
+        Err(Error::Conflict)
+    }
+}
+
+fn decode_page_token(token: &str) -> Result<Option<String>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
+}

@@ -1,0 +1,149 @@
+//! The validator's view of signing keys and templates: public keys fetched
+//! from the issuer's GetJwks and cached, refreshed on an unknown `kid` at
+//! most once per interval; templates read from the store and cached briefly.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use sigil_domain::{Error, Result};
+use sigil_jwt::{StoredTemplate, VerifyingKey};
+use sigil_proto::{jwt::jwk_from_pb, v1 as pb};
+use sigil_runtime::Context;
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+use pb::issuer_service_client::IssuerServiceClient;
+
+/// Where and how often the validator asks the issuer for keys.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// The issuer's gRPC address, `http://host:port`.
+    pub issuer_url: String,
+    /// An unknown `kid` triggers at most one JWKS fetch per this interval,
+    /// so a flood of made-up kids cannot hammer the issuer.
+    pub jwks_refresh_interval: Duration,
+    /// How long a token template read from the store is trusted.
+    pub template_cache_ttl: Duration,
+}
+
+/// Public keys from the issuer, cached.
+pub(crate) struct KeyCache {
+    issuer: IssuerServiceClient<Channel>,
+    keys: RwLock<Arc<HashMap<String, VerifyingKey>>>,
+    /// When the last fetch was tried, and whether it worked.
+    last_fetch: Mutex<Option<(Instant, bool)>>,
+    refresh_interval: Duration,
+}
+
+impl KeyCache {
+    /// A cache that connects to the issuer lazily: the validator may start
+    /// before the issuer does.
+    pub(crate) fn new(settings: &KeySettings) -> Result<Self, String> {
+        let endpoint = Endpoint::from_shared(settings.issuer_url.clone())
+            .map_err(|error| format!("bad --issuer-url {:?}: {error}", settings.issuer_url))?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(2));
+        Ok(KeyCache {
+            issuer: IssuerServiceClient::new(endpoint.connect_lazy()),
+            keys: RwLock::default(),
+            last_fetch: Mutex::default(),
+            refresh_interval: settings.jwks_refresh_interval,
+        })
+    }
+
+    /// The key with id `kid`, fetching the JWKS if it is not cached and the
+    /// last fetch is old enough. UNAVAILABLE when the issuer cannot be
+    /// reached and the key is not cached.
+    pub(crate) async fn key(&self, kid: &str) -> Result<Option<VerifyingKey>> {
+        if let Some(key) = self.cached(kid) {
+            return Ok(Some(key));
+        }
+        let mut last_fetch = self.last_fetch.lock().await;
+        // Another task may have fetched while this one waited.
+        if let Some(key) = self.cached(kid) {
+            return Ok(Some(key));
+        }
+        match *last_fetch {
+            Some((at, true)) if at.elapsed() < self.refresh_interval => return Ok(None),
+            Some((at, false)) if at.elapsed() < self.refresh_interval => {
+                return Err(Error::Unavailable(
+                    "the issuer's JWKS could not be fetched".into(),
+                ));
+            }
+            _ => {}
+        }
+        let fetched = self.issuer.clone().get_jwks(pb::GetJwksRequest {}).await;
+        *last_fetch = Some((Instant::now(), fetched.is_ok()));
+        let jwks = fetched.map_err(|status| Error::Unavailable(Box::new(status)))?;
+        let keys: HashMap<String, VerifyingKey> = jwks
+            .into_inner()
+            .keys
+            .iter()
+            .filter_map(jwk_from_pb)
+            .filter_map(|jwk| VerifyingKey::from_jwk(&jwk))
+            .map(|key| (key.kid.clone(), key))
+            .collect();
+        tracing::debug!(keys = keys.len(), "JWKS fetched from the issuer");
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(keys);
+        Ok(self.cached(kid))
+    }
+
+    fn cached(&self, kid: &str) -> Option<VerifyingKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(kid)
+            .cloned()
+    }
+}
+
+/// Token templates from the store, each trusted for a short while.
+pub(crate) struct TemplateCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, Option<StoredTemplate>)>>,
+}
+
+impl TemplateCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        TemplateCache {
+            ttl,
+            entries: RwLock::default(),
+        }
+    }
+
+    /// The template named `name`, from the cache or the store.
+    pub(crate) async fn get(
+        &self,
+        context: &Context,
+        name: &str,
+    ) -> Result<Option<StoredTemplate>> {
+        let fresh = self
+            .entries
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(name)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, template)| template.clone());
+        if let Some(template) = fresh {
+            return Ok(template);
+        }
+        let template = context.jwt_store.template(name).await?;
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        // Bounded: names come from verified tokens or checked kids, but keep
+        // the map from growing without end all the same.
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(name.to_owned(), (Instant::now(), template.clone()));
+        Ok(template)
+    }
+}
