@@ -35,6 +35,7 @@ mod errors;
 mod jwt;
 mod jwt_cluster;
 mod lifecycle;
+mod metrics;
 mod nonce;
 mod outage;
 mod reflection;

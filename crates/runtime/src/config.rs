@@ -30,6 +30,10 @@ pub struct CommonArgs {
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     pub max_request_bytes: usize,
+    /// Also serve Prometheus `/metrics` on this address (it is always on the
+    /// gRPC port too), so scrapes need not reach the client-facing port.
+    #[arg(long, env = "SIGIL_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Logging.

@@ -5,6 +5,7 @@ mod admin;
 mod config;
 mod context;
 mod limits;
+pub mod metrics;
 mod run;
 mod server;
 mod telemetry;

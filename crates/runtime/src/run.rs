@@ -52,15 +52,31 @@ pub fn run_service(
         };
         let address = listener.local_addr().unwrap_or(listen);
         tracing::info!(%address, "{binary} listening for gRPC");
-        match serve(
+        let metrics_server = match args.metrics_listen {
+            Some(metrics_address) => match TcpListener::bind(metrics_address).await {
+                Ok(metrics_listener) => {
+                    tracing::info!(address = %metrics_address, "{binary} serving /metrics");
+                    Some(tokio::spawn(serve_metrics(metrics_listener)))
+                }
+                Err(error) => {
+                    eprintln!("{binary}: cannot listen on {metrics_address}: {error}");
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            },
+            None => None,
+        };
+        let served = serve(
             listener,
             services,
             &context,
             args.store.health_interval,
             shutdown_signal(),
         )
-        .await
-        {
+        .await;
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.abort();
+        }
+        match served {
             Ok(()) => {
                 tracing::info!("{binary} stopped");
                 ExitCode::SUCCESS
@@ -71,4 +87,19 @@ pub fn run_service(
             }
         }
     })
+}
+
+/// Serves only `/metrics`, over HTTP/1.1 or HTTP/2.
+async fn serve_metrics(listener: TcpListener) {
+    let routes = tonic::service::Routes::from(crate::metrics::metrics_router());
+    let served = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .serve_with_incoming(
+            routes,
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+        )
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "the metrics listener failed");
+    }
 }

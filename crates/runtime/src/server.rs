@@ -85,13 +85,17 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
+    crate::metrics::prometheus();
     let routes = services
         .routes
         .routes()
         .into_axum_router()
-        .merge(services.http);
+        .merge(services.http)
+        .merge(crate::metrics::metrics_router());
     let served = Server::builder()
         .accept_http1(true)
+        // Outermost, so it counts the codes callers actually get.
+        .layer(crate::metrics::MetricsLayer)
         .layer(context.limits.layer())
         .serve_with_incoming_shutdown(
             tonic::service::Routes::from(routes),

@@ -35,8 +35,11 @@ impl Context {
             })?,
             algorithm => self.active_signing_key(algorithm, now).await?,
         };
-        sigil_jwt::mint(&template, session, &key, now, &mut UnwrapErr(SysRng))
-            .map_err(|error| Error::CorruptRecord(Box::new(error)))
+        let minted = sigil_jwt::mint(&template, session, &key, now, &mut UnwrapErr(SysRng))
+            .map_err(|error| Error::CorruptRecord(Box::new(error)))?;
+        metrics::counter!("sigil_tokens_minted_total", "algorithm" => key.algorithm.as_str())
+            .increment(1);
+        Ok(minted)
     }
 
     /// The newest unretired key of `algorithm`, made on first use.

@@ -77,12 +77,20 @@ impl RedisStore {
     }
 
     /// Runs one store call under the deadline; any failure is UNAVAILABLE.
+    /// Every call is timed, and failures counted, as `sigil_store_*`.
     async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Error::Unavailable(Box::new(error))),
             Err(elapsed) => Err(Error::Unavailable(Box::new(elapsed))),
+        };
+        metrics::histogram!("sigil_store_call_duration_seconds", "store" => "redis")
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("sigil_store_errors_total", "store" => "redis").increment(1);
         }
+        result
     }
 
     /// Adds `record` to its subject's index, before the record itself is

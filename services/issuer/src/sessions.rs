@@ -30,6 +30,7 @@ impl Issuer {
             command.issue(&self.context.policy, now, &mut UnwrapErr(SysRng))?;
         self.context.store.insert(&record).await?;
         tracing::info!(session_id = %record.session.id, "session created");
+        metrics::counter!("sigil_sessions_created_total").increment(1);
         Ok(pb::CreateSessionResponse {
             session_id: record.session.id.to_string(),
             session_key: key.expose(),
@@ -59,6 +60,7 @@ impl Issuer {
             return Err(Error::NonceNotFound);
         }
         tracing::info!(session_id = %id, "session authorized");
+        metrics::counter!("sigil_sessions_authorized_total").increment(1);
         Ok(pb::AuthorizeSessionResponse {
             session: Some((&authorized.session).into()),
         })
@@ -143,6 +145,7 @@ impl Issuer {
             .update(id, |record, now| Ok(record.revoke(now)))
             .await?;
         tracing::info!(session_id = %id, "session revoked");
+        metrics::counter!("sigil_sessions_revoked_total").increment(1);
         Ok(pb::RevokeSessionResponse {
             session: Some((&record.session).into()),
         })
@@ -183,6 +186,8 @@ impl Issuer {
             }
         }
         tracing::info!(revoked_count, "subject's sessions revoked");
+        metrics::counter!("sigil_sessions_revoked_total")
+            .increment(u64::try_from(revoked_count).unwrap_or(0));
         Ok(pb::RevokeSubjectSessionsResponse { revoked_count })
     }
 

@@ -77,6 +77,8 @@ fn main() -> ExitCode {
         session: dev.session,
         jwt: dev.jwt,
         max_request_bytes: dev.max_request_bytes,
+        // `/metrics` is served on the one dev port.
+        metrics_listen: None,
     };
     run_service("sigil dev", dev.listen, &common, |context| {
         let mut services = Services::default();

@@ -59,8 +59,12 @@ impl KeyCache {
     /// reached and the key is not cached.
     pub(crate) async fn key(&self, kid: &str) -> Result<Option<VerifyingKey>> {
         if let Some(key) = self.cached(kid) {
+            metrics::counter!("sigil_cache_requests_total", "cache" => "jwks", "result" => "hit")
+                .increment(1);
             return Ok(Some(key));
         }
+        metrics::counter!("sigil_cache_requests_total", "cache" => "jwks", "result" => "miss")
+            .increment(1);
         let mut last_fetch = self.last_fetch.lock().await;
         // Another task may have fetched while this one waited.
         if let Some(key) = self.cached(kid) {
@@ -131,8 +135,11 @@ impl TemplateCache {
             .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, template)| template.clone());
         if let Some(template) = fresh {
+            metrics::counter!("sigil_cache_requests_total", "cache" => "template", "result" => "hit").increment(1);
             return Ok(template);
         }
+        metrics::counter!("sigil_cache_requests_total", "cache" => "template", "result" => "miss")
+            .increment(1);
         let template = context.jwt_store.template(name).await?;
         let mut entries = self
             .entries

@@ -1,0 +1,140 @@
+//! Prometheus metrics: one process-wide recorder, a tower layer counting
+//! every gRPC call by service, method and code with its latency, and the
+//! `/metrics` route that renders them.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::OnceLock,
+    task::{Context as TaskContext, Poll},
+    time::Instant,
+};
+
+use http::{Request, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tonic::{Code, body::Body};
+
+/// Latency buckets in seconds: 50 µs to 2.5 s, dense where a Redis round
+/// trip lands.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5,
+];
+
+/// The process's Prometheus recorder, installed on first use. `None` if
+/// another recorder was installed first (then metrics go there).
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub fn metrics_router() -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            let body = prometheus()
+                .map(PrometheusHandle::render)
+                .unwrap_or_default();
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                body,
+            )
+        }),
+    )
+}
+
+/// Counts and times every call that passes through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsLayer;
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService { inner }
+    }
+}
+
+/// The service [`MetricsLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request<Body>> for MetricsService<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        let is_grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+        let path = request.uri().path().to_owned();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            if is_grpc {
+                record_grpc(&path, &response, started);
+            } else {
+                metrics::counter!(
+                    "sigil_http_requests_total",
+                    "status" => response.status().as_str().to_owned()
+                )
+                .increment(1);
+            }
+            Ok(response)
+        })
+    }
+}
+
+fn record_grpc(path: &str, response: &Response<Body>, started: Instant) {
+    // A unary error is answered trailers-only, with its status in the
+    // headers; a success carries OK in trailers. Sigil's RPCs are unary, so
+    // the headers tell the code.
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .map_or(Code::Ok, |value| Code::from_bytes(value.as_bytes()));
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("unknown", "unknown"));
+    // Unknown methods would let any caller mint label values: fold them.
+    let (service, method) = if code == Code::Unimplemented {
+        ("unknown".to_owned(), "unknown".to_owned())
+    } else {
+        (service.to_owned(), method.to_owned())
+    };
+    metrics::histogram!(
+        "sigil_grpc_request_duration_seconds",
+        "service" => service.clone(),
+        "method" => method.clone()
+    )
+    .record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        "sigil_grpc_requests_total",
+        "service" => service,
+        "method" => method,
+        "code" => format!("{code:?}")
+    )
+    .increment(1);
+}

@@ -1,0 +1,90 @@
+//! Prometheus `/metrics`, scraped over plain HTTP as Prometheus would. The
+//! recorder is process-wide and tests run in parallel, so each check is
+//! "moved by at least", never an exact total.
+
+use std::process::Command;
+
+use sigil_proto::v1 as pb;
+
+use crate::harness::Harness;
+
+/// Fetches `/metrics` with Python's urllib (HTTP/1.1, a non-Rust client).
+fn scrape(h: &Harness) -> String {
+    let python = std::env::var("SIGIL_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let script = "import sys, urllib.request\n\
+        r = urllib.request.urlopen(f'http://{sys.argv[1]}/metrics')\n\
+        assert r.status == 200 and r.headers['content-type'].startswith('text/plain')\n\
+        sys.stdout.write(r.read().decode())";
+    let output = Command::new(python)
+        .args(["-c", script, &h.address.to_string()])
+        .output()
+        .expect("the .venv python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// The value of the sample whose line starts with `series` (name and
+/// labels, in the exporter's label order), or 0 when absent.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
+        .filter(|line| {
+            let series = line.rsplit_once(' ').map_or(*line, |(series, _)| series);
+            series.split(['{', '}']).next() == Some(name)
+                && labels
+                    .iter()
+                    .all(|(key, value)| series.contains(&format!("{key}=\"{value}\"")))
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_calls_codes_and_sessions() {
+    let h = Harness::memory().await;
+    let create_ok = [
+        ("service", "sigil.v1.IssuerService"),
+        ("method", "CreateSession"),
+        ("code", "Ok"),
+    ];
+    let whoami_denied = [("method", "WhoAmI"), ("code", "Unauthenticated")];
+    let before = scrape(&h);
+
+    let (created, _) = h.active_session("kate", &["token:read"], vec![]).await;
+    let refused = h
+        .validator()
+        .await
+        .who_am_i(pb::WhoAmIRequest {
+            session_token: "sigil_sk_nope".into(),
+            tokenize_as: String::new(),
+        })
+        .await;
+    assert!(refused.is_err());
+    h.issuer()
+        .await
+        .revoke_session(crate::harness::admin(pb::RevokeSessionRequest {
+            session_id: created.session_id,
+        }))
+        .await
+        .unwrap();
+
+    let after = scrape(&h);
+    for (name, labels) in [
+        ("sigil_grpc_requests_total", &create_ok[..]),
+        ("sigil_grpc_requests_total", &whoami_denied[..]),
+        ("sigil_sessions_created_total", &[][..]),
+        ("sigil_sessions_authorized_total", &[][..]),
+        ("sigil_sessions_revoked_total", &[][..]),
+        ("sigil_grpc_request_duration_seconds_count", &create_ok[..2]),
+    ] {
+        let moved = sample(&after, name, labels) - sample(&before, name, labels);
+        assert!(moved >= 1.0, "{name} {labels:?} moved by {moved}");
+    }
+    assert!(after.contains("# TYPE sigil_grpc_request_duration_seconds histogram"));
+}
