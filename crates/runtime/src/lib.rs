@@ -10,6 +10,7 @@ mod run;
 mod server;
 mod telemetry;
 mod tokens;
+mod trace_context;
 
 pub use admin::{AdminKeys, bearer_token};
 pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
@@ -17,7 +18,8 @@ pub use context::Context;
 pub use limits::Limits;
 pub use run::run_service;
 pub use server::{Services, serve, shutdown_signal};
-pub use telemetry::init_logging;
+pub use telemetry::{OtlpSettings, Telemetry, init_telemetry};
+pub use trace_context::{TraceLayer, inject_trace_context};
 
 /// Exit status for a configuration error (`EX_USAGE`).
 pub const EXIT_BAD_CONFIG: u8 = 64;

@@ -5,7 +5,10 @@ use std::{net::SocketAddr, process::ExitCode};
 
 use tokio::net::TcpListener;
 
-use crate::{CommonArgs, Context, EXIT_BAD_CONFIG, Services, init_logging, serve, shutdown_signal};
+use crate::{
+    CommonArgs, Context, EXIT_BAD_CONFIG, OtlpSettings, Services, init_telemetry, serve,
+    shutdown_signal,
+};
 
 /// Runs a service binary: `services` builds what the listener carries from
 /// the context. Bad configuration exits 64 with one line on stderr.
@@ -15,15 +18,23 @@ pub fn run_service(
     args: &CommonArgs,
     services: impl FnOnce(&Context) -> Result<Services, String>,
 ) -> ExitCode {
-    if let Err(error) = init_logging(&args.log) {
-        eprintln!("{binary}: {error}");
-        return ExitCode::from(EXIT_BAD_CONFIG);
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("{binary}: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
+        }
+    };
+    // The OTLP exporter is a tonic client: build it inside the runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        init_telemetry(&args.log, OtlpSettings::from_env(binary))
+    };
+    let _telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("{binary}: {error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
     runtime.block_on(async {

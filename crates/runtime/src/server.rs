@@ -96,6 +96,7 @@ pub async fn serve(
         .accept_http1(true)
         // Outermost, so it counts the codes callers actually get.
         .layer(crate::metrics::MetricsLayer)
+        .layer(crate::TraceLayer)
         .layer(context.limits.layer())
         .serve_with_incoming_shutdown(
             tonic::service::Routes::from(routes),

@@ -1,17 +1,106 @@
-//! Logging. Spans carry ids, never secrets.
+//! Logging and tracing. Logs go to stderr (human or JSON); spans go to an
+//! OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and nowhere
+//! otherwise. Spans carry ids, never secrets.
 
-use tracing_subscriber::{EnvFilter, fmt};
+use opentelemetry::{global, trace::TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::{LogArgs, LogFormat};
 
-/// Installs the global subscriber. Call once, first thing in `main`.
-pub fn init_logging(args: &LogArgs) -> Result<(), String> {
+/// Where to send spans: read from the standard OpenTelemetry variables.
+#[derive(Debug, Clone)]
+pub struct OtlpSettings {
+    /// The collector's OTLP/gRPC endpoint, `http://host:4317`.
+    pub endpoint: String,
+    /// `service.name` of every span.
+    pub service_name: String,
+}
+
+impl OtlpSettings {
+    /// From `OTEL_EXPORTER_OTLP_ENDPOINT` (none: no export) and
+    /// `OTEL_SERVICE_NAME` (default `service`). `OTEL_RESOURCE_ATTRIBUTES`
+    /// is read by the SDK itself.
+    pub fn from_env(service: &str) -> Option<Self> {
+        let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .ok()
+            .filter(|endpoint| !endpoint.is_empty())?;
+        let service_name = std::env::var("OTEL_SERVICE_NAME")
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| service.to_owned());
+        Some(OtlpSettings {
+            endpoint,
+            service_name,
+        })
+    }
+}
+
+/// Keeps the span pipeline alive; flushes what is buffered when dropped.
+#[must_use = "dropping it stops the export of spans"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports every finished span now.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            let _ = provider.force_flush();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber, and the OTLP pipeline when `otlp` is
+/// given. Call once, inside the Tokio runtime (the exporter is a tonic
+/// client).
+pub fn init_telemetry(args: &LogArgs, otlp: Option<OtlpSettings>) -> Result<Telemetry, String> {
     let filter = EnvFilter::try_new(&args.log_filter)
         .map_err(|error| format!("bad --log-filter {:?}: {error}", args.log_filter))?;
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let installed = match args.log_format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match args.log_format {
+        LogFormat::Human => fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
-    installed.map_err(|error| format!("cannot install logging: {error}"))
+    let provider = otlp.map(tracer_provider).transpose()?;
+    let spans = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("sigil")));
+    // W3C `traceparent` in and out, whether or not spans are exported, so a
+    // trace passes through a Sigil without export unbroken.
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    Registry::default()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .try_init()
+        .map_err(|error| format!("cannot install logging: {error}"))?;
+    Ok(Telemetry { provider })
+}
+
+fn tracer_provider(settings: OtlpSettings) -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(&settings.endpoint)
+        .build()
+        .map_err(|error| format!("bad OTEL_EXPORTER_OTLP_ENDPOINT: {error}"))?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            Resource::builder()
+                .with_service_name(settings.service_name)
+                .build(),
+        )
+        .build();
+    global::set_tracer_provider(provider.clone());
+    Ok(provider)
 }

@@ -14,6 +14,7 @@ use sigil_proto::{jwt::jwk_from_pb, v1 as pb};
 use sigil_runtime::Context;
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 use pb::issuer_service_client::IssuerServiceClient;
 
@@ -79,7 +80,7 @@ impl KeyCache {
             }
             _ => {}
         }
-        let fetched = self.issuer.clone().get_jwks(pb::GetJwksRequest {}).await;
+        let fetched = self.fetch_jwks().await;
         *last_fetch = Some((Instant::now(), fetched.is_ok()));
         let jwks = fetched.map_err(|status| Error::Unavailable(Box::new(status)))?;
         let keys: HashMap<String, VerifyingKey> = jwks
@@ -96,6 +97,23 @@ impl KeyCache {
             .write()
             .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(keys);
         Ok(self.cached(kid))
+    }
+
+    /// GetJwks from the issuer, as a client span of the current trace.
+    async fn fetch_jwks(&self) -> Result<tonic::Response<pb::GetJwksResponse>, tonic::Status> {
+        let span = tracing::info_span!(
+            "fetch_jwks",
+            otel.name = "sigil.v1.IssuerService/GetJwks",
+            otel.kind = "client",
+            rpc.system = "grpc",
+        );
+        async {
+            let mut request = tonic::Request::new(pb::GetJwksRequest {});
+            sigil_runtime::inject_trace_context(request.metadata_mut());
+            self.issuer.clone().get_jwks(request).await
+        }
+        .instrument(span)
+        .await
     }
 
     fn cached(&self, kid: &str) -> Option<VerifyingKey> {

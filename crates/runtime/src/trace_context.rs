@@ -1,0 +1,103 @@
+//! One span per incoming call, joined to the caller's trace by W3C
+//! `traceparent`, and the same header written into outgoing calls.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
+};
+
+use http::{HeaderMap, Request, Response};
+use opentelemetry::{
+    global,
+    propagation::{Extractor, Injector},
+    trace::TraceContextExt,
+};
+use tonic::{body::Body, metadata::MetadataMap};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Wraps every call in a server span whose parent is the caller's span.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceLayer;
+
+impl<S> tower::Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService { inner }
+    }
+}
+
+/// The service [`TraceLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct TraceService<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request<Body>> for TraceService<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let path = request.uri().path();
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            trace_id = tracing::field::Empty,
+        );
+        let parent = global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        // Without a subscriber that exports, there is no trace to join.
+        let _ = span.set_parent(parent);
+        let trace_id = span.context().span().span_context().trace_id();
+        if trace_id != opentelemetry::trace::TraceId::INVALID {
+            // Every log line inside the call carries the trace id.
+            span.record("trace_id", tracing::field::display(trace_id));
+        }
+        Box::pin(self.inner.call(request).instrument(span))
+    }
+}
+
+/// Writes the current span's `traceparent` into an outgoing call.
+pub fn inject_trace_context(metadata: &mut MetadataMap) {
+    let context = tracing::Span::current().context();
+    global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut MetadataInjector(metadata));
+    });
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes());
+        if let (Ok(key), Ok(value)) = (key, value.parse()) {
+            self.0.insert(key, value);
+        }
+    }
+}
