@@ -5,8 +5,13 @@ use std::{env, error::Error, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["session.proto", "issuer.proto", "validator.proto"]
-        .map(|file| proto_root.join("sigil/v1").join(file));
+    let files = [
+        "session.proto",
+        "issuer.proto",
+        "validator.proto",
+        "edge_token.proto",
+    ]
+    .map(|file| proto_root.join("sigil/v1").join(file));
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
