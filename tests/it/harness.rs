@@ -15,12 +15,13 @@ use std::{
 use sigil_domain::{AdminKey, Clock, SessionPolicy, Timestamp};
 use sigil_proto::v1 as pb;
 use sigil_runtime::{AdminKeys, Context, Limits, Services};
-use sigil_store::{MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use sigil_store::{ApiTokenStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 
 pub use pb::{
-    issuer_service_client::IssuerServiceClient, validator_service_client::ValidatorServiceClient,
+    edge_token_service_client::EdgeTokenServiceClient, issuer_service_client::IssuerServiceClient,
+    validator_service_client::ValidatorServiceClient,
 };
 pub use tonic_health::pb::health_client::HealthClient;
 
@@ -159,15 +160,29 @@ impl Harness {
         Harness::start(Arc::new(store), start_clock(), Some(redis), limits).await
     }
 
-    async fn start(
-        store: Arc<dyn SessionStore>,
+    /// Another set of services on their own port over the same Redis as
+    /// this harness, with its own clock at the same time.
+    pub async fn another_on_same_redis(&self) -> Harness {
+        let redis = self.redis.as_ref().expect("a Redis harness");
+        let store = RedisStore::new(&RedisConfig {
+            url: redis.url(),
+            timeout: Duration::from_millis(500),
+        })
+        .expect("valid url");
+        let clock = Arc::new(ManualClock(AtomicI64::new(self.clock.now().unix_ms())));
+        Harness::start(Arc::new(store), clock, None, Limits::default()).await
+    }
+
+    async fn start<S: SessionStore + ApiTokenStore>(
+        store: Arc<S>,
         clock: Arc<ManualClock>,
         redis: Option<RedisServer>,
         limits: Limits,
     ) -> Harness {
         let policy = SessionPolicy::default();
         let context = Context {
-            store,
+            store: store.clone(),
+            api_tokens: store,
             clock: clock.clone(),
             admin: AdminKeys::new(vec![AdminKey::from_configured(ADMIN_KEY).expect("valid")]),
             policy,
@@ -220,6 +235,11 @@ impl Harness {
     /// A client of the validator.
     pub async fn validator(&self) -> ValidatorServiceClient<Channel> {
         ValidatorServiceClient::new(self.channel().await)
+    }
+
+    /// A client of the edge-token service.
+    pub async fn edge_tokens(&self) -> EdgeTokenServiceClient<Channel> {
+        EdgeTokenServiceClient::new(self.channel().await)
     }
 
     /// A client of gRPC health.

@@ -1,9 +1,12 @@
 use std::sync::Arc;
 
 use sigil_domain::{Clock, SessionPolicy};
-use sigil_store::{MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use sigil_store::{ApiTokenStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
 
 use crate::{AdminKeys, Limits};
+
+/// One store seen as a session store and as an API token store.
+type Stores = (Arc<dyn SessionStore>, Arc<dyn ApiTokenStore>);
 
 /// What a service's handlers need: the store, the clock, the admin keys and
 /// the operator's policy. Cheap to clone.
@@ -11,6 +14,8 @@ use crate::{AdminKeys, Limits};
 pub struct Context {
     /// Where sessions live.
     pub store: Arc<dyn SessionStore>,
+    /// Where API tokens live: the same Redis or memory as sessions.
+    pub api_tokens: Arc<dyn ApiTokenStore>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
     /// Who may make admin calls.
@@ -26,7 +31,7 @@ impl Context {
     /// in-memory store, with a warning that it is single-process.
     pub fn from_args(args: &crate::CommonArgs) -> Result<Context, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store: Arc<dyn SessionStore> = match &args.store.redis_url {
+        let (store, api_tokens): Stores = match &args.store.redis_url {
             Some(url) => {
                 let config = RedisConfig {
                     url: url.clone(),
@@ -36,18 +41,21 @@ impl Context {
                 // what is wrong with it.
                 let store = RedisStore::new(&config)
                     .map_err(|error| format!("bad SIGIL_REDIS_URL: {}", error.category()))?;
-                Arc::new(store)
+                let store = Arc::new(store);
+                (store.clone(), store)
             }
             None => {
                 tracing::warn!(
                     "no SIGIL_REDIS_URL: sessions live in this process's memory, are not shared \
                      with other processes and are lost on exit"
                 );
-                Arc::new(MemoryStore::new(clock.clone()))
+                let store = Arc::new(MemoryStore::new(clock.clone()));
+                (store.clone(), store)
             }
         };
         Ok(Context {
             store,
+            api_tokens,
             clock,
             admin: args.admin.keys()?,
             policy: args.session.policy()?,

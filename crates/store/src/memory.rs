@@ -4,9 +4,11 @@ use std::{
 };
 
 use async_trait::async_trait;
-use sigil_domain::{Clock, Result, SessionId, SessionRecord, Subject};
+use sigil_domain::{ApiTokenId, ApiTokenRecord, Clock, Result, SessionId, SessionRecord, Subject};
 
 use crate::{SessionStore, SubjectPage, id_of_member, index_member};
+
+mod api_tokens;
 
 /// Sweep evicted records after this many inserts, so an idle process does
 /// not hold expired sessions forever.
@@ -24,6 +26,8 @@ struct State {
     sessions: HashMap<SessionId, SessionRecord>,
     subjects: HashMap<Subject, BTreeSet<String>>,
     inserts: u64,
+    api_tokens: HashMap<ApiTokenId, ApiTokenRecord>,
+    api_token_index: BTreeSet<String>,
 }
 
 impl MemoryStore {

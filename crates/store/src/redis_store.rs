@@ -7,6 +7,8 @@ use sigil_domain::{Error, Result, SessionId, SessionRecord, Subject};
 
 use crate::{SessionStore, SubjectPage, id_of_member, index_member};
 
+mod api_tokens;
+
 /// Writes a new record unless the id is taken. KEYS[1] the record;
 /// ARGV revision, JSON, eviction time (Unix ms).
 const INSERT: &str = r"

@@ -1,5 +1,4 @@
-//! `sigil-edge-token`: API tokens and batch validation (health and
-//! reflection only, for now).
+//! `sigil-edge-token`: API tokens and their batch validation, over gRPC.
 
 use std::{net::SocketAddr, process::ExitCode};
 
