@@ -1,9 +1,10 @@
-//! The edge-token service over gRPC: API tokens through create → validate
+//! The edge-token service over gRPC and HTTP: API tokens through create → validate
 //! → revoke in every form, batches with Unleash Edge's semantics, one Redis
 //! command per batch, and two instances sharing one Redis.
 
 use std::time::Duration;
 
+use serde_json::json;
 use sigil_domain::Clock;
 use sigil_proto::{convert::timestamp_to_pb, v1 as pb};
 use sigil_runtime::Limits;
@@ -19,6 +20,9 @@ both_stores!(
     bad_requests_name_the_field_and_write_nothing,
     list_filters_and_pages_without_secrets,
     oversized_batch_is_resource_exhausted,
+    http_validate_answers_unleash_json,
+    http_refuses_bad_requests_with_json_errors,
+    python_client_gets_the_exact_json,
 );
 
 /// Creates a token; returns its id and token string.
@@ -456,6 +460,175 @@ async fn oversized_batch_is_resource_exhausted(h: Harness) {
     assert_error(result, Code::ResourceExhausted, "REQUEST_TOO_LARGE");
 }
 
+async fn http_validate_answers_unleash_json(h: Harness) {
+    let mut client = h.edge_tokens().await;
+    let (_, legacy) = create(
+        &mut client,
+        pb::ApiTokenType::Client,
+        &["default"],
+        "development",
+    )
+    .await;
+    let (_, several) = create(
+        &mut client,
+        pb::ApiTokenType::Backend,
+        &["a", "b"],
+        "production",
+    )
+    .await;
+    let (_, frontend) = create(
+        &mut client,
+        pb::ApiTokenType::Frontend,
+        &["*"],
+        "development",
+    )
+    .await;
+    let (_, admin_token) = create(&mut client, pb::ApiTokenType::Admin, &[], "").await;
+    let body = json!({
+        "tokens": [admin_token, "garbage", legacy, several, legacy, frontend, "*:development."],
+        "ignored": true,
+    });
+    let answer = h
+        .http(
+            "POST",
+            "/edge/validate",
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(
+        answer.json(),
+        json!({"tokens": [
+            {"token": admin_token, "type": "admin", "environment": "*", "projects": ["*"], "status": "Validated"},
+            {"token": legacy, "type": "backend", "environment": "development", "projects": ["default"], "status": "Validated"},
+            {"token": several, "type": "backend", "environment": "production", "projects": ["a", "b"], "status": "Validated"},
+            {"token": frontend, "type": "frontend", "environment": "development", "projects": ["*"], "status": "Validated"},
+        ]})
+    );
+    // Field order as Unleash Edge writes it.
+    assert!(
+        answer.body.starts_with(r#"{"tokens":[{"token":"*:*."#),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains(
+            r#"","type":"admin","environment":"*","projects":["*"],"status":"Validated"}"#
+        ),
+        "{}",
+        answer.body
+    );
+
+    for (content_type, path) in [
+        ("application/json; charset=utf-8", "/edge/validate/"),
+        ("application/vnd.unleash+json", "/edge/validate"),
+    ] {
+        let answer = h
+            .http("POST", path, Some(content_type), br#"{"tokens": []}"#)
+            .await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, r#"{"tokens":[]}"#)
+        );
+    }
+}
+
+async fn http_refuses_bad_requests_with_json_errors(h: Harness) {
+    let refused = |answer: crate::harness::HttpAnswer, status: u16, reason: &str| {
+        assert_eq!(answer.status, status, "{answer:?}");
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+        let body = answer.json();
+        assert_eq!(body["reason"], reason, "{body}");
+        body
+    };
+    let tokens = br#"{"tokens": []}"#;
+    refused(
+        h.http("POST", "/edge/validate", Some("text/plain"), tokens)
+            .await,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+    refused(
+        h.http("POST", "/edge/validate", None, tokens).await,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+    let get = h.http("GET", "/edge/validate", None, b"").await;
+    assert_eq!(get.header("allow"), Some("POST"));
+    refused(get, 405, "METHOD_NOT_ALLOWED");
+
+    for (body, field) in [
+        (&b"{\"tokens\": [\"a\""[..], "body"),
+        (b"", "body"),
+        (b"[]", "body"),
+        (b"{}", "tokens"),
+        (br#"{"tokens": {"a": 1}}"#, "tokens"),
+        (br#"{"tokens": ["a", 2]}"#, "tokens[1]"),
+    ] {
+        let answer = h
+            .http("POST", "/edge/validate", Some("application/json"), body)
+            .await;
+        let error = refused(answer, 400, "INVALID_FIELD");
+        assert_eq!(error["field"], field, "{error}");
+    }
+
+    let limit = Limits::default().max_request_bytes;
+    let tokens: Vec<String> = vec!["x".repeat(1000); limit / 1000 + 1];
+    let body = json!({ "tokens": tokens }).to_string();
+    let answer = h
+        .http(
+            "POST",
+            "/edge/validate",
+            Some("application/json"),
+            body.as_bytes(),
+        )
+        .await;
+    refused(answer, 413, "REQUEST_TOO_LARGE");
+}
+
+async fn python_client_gets_the_exact_json(h: Harness) {
+    let mut client = h.edge_tokens().await;
+    let (_, backend) = create(
+        &mut client,
+        pb::ApiTokenType::Backend,
+        &["default"],
+        "development",
+    )
+    .await;
+    let (_, several) = create(
+        &mut client,
+        pb::ApiTokenType::Frontend,
+        &["a", "b"],
+        "production",
+    )
+    .await;
+    let tokens = json!([several, "nonsense", backend, several]);
+    let expected = json!({"tokens": [
+        {"token": several, "type": "frontend", "environment": "production", "projects": ["a", "b"], "status": "Validated"},
+        {"token": backend, "type": "backend", "environment": "development", "projects": ["default"], "status": "Validated"},
+    ]});
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/edge_validate.py");
+    let base_url = format!("http://{}", h.address);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(base_url)
+            .arg(tokens.to_string())
+            .arg(expected.to_string())
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 on PATH (the README's test command installs it)");
+    assert!(
+        output.status.success(),
+        "python client: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_token_batch_is_one_redis_command() {
     let h = Harness::redis().await;
@@ -541,7 +714,21 @@ async fn store_down_is_unavailable_never_valid() {
     let (_, text) = create(&mut client, pb::ApiTokenType::Backend, &["p"], "dev").await;
     h.redis.as_mut().unwrap().stop();
     let result = client
-        .validate_tokens(pb::ValidateTokensRequest { tokens: vec![text] })
+        .validate_tokens(pb::ValidateTokensRequest {
+            tokens: vec![text.clone()],
+        })
         .await;
     assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
+    let body = json!({ "tokens": [text] }).to_string();
+    let answer = h
+        .http(
+            "POST",
+            "/edge/validate",
+            Some("application/json"),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.json()["reason"], "STORE_UNAVAILABLE");
+    assert!(!answer.body.contains(&text), "no token in {}", answer.body);
 }

@@ -296,6 +296,111 @@ impl Drop for Harness {
     }
 }
 
+/// An HTTP answer, as the raw client in [`Harness::http`] read it.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// Header lines, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The value of header `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+impl Harness {
+    /// Sends one HTTP/1.1 request to the services' port and reads the whole
+    /// answer: a deliberately plain client, to see exactly what is on the
+    /// wire.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> HttpAnswer {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
+            self.address,
+            body.len()
+        );
+        if let Some(content_type) = content_type {
+            head.push_str(&format!("content-type: {content_type}\r\n"));
+        }
+        head.push_str("\r\n");
+        let address = self.address;
+        let body = body.to_vec();
+        // Blocking std I/O on a blocking thread: the plainest client there is.
+        let raw = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(address).expect("connect");
+            stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+            stream.write_all(head.as_bytes()).expect("write");
+            // The server may answer (413, 415) without reading the body: a
+            // failed write is then expected, and the answer still readable.
+            let _ = stream.write_all(&body);
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).expect("read");
+            raw
+        })
+        .await
+        .expect("the client thread");
+        let raw = String::from_utf8(raw).expect("utf-8");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("a status line");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        HttpAnswer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut payload = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        payload.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    payload
+}
+
 /// `message` with the admin key attached.
 pub fn admin<T>(message: T) -> Request<T> {
     with_bearer(message, ADMIN_KEY)

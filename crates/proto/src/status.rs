@@ -17,13 +17,18 @@ pub fn to_status(error: Error) -> Status {
     if let Error::InvalidField { field, reason } = &error {
         details.add_bad_request_violation(field.as_str(), reason.as_str());
     }
-    match &error {
-        // The cause is for operators only: logged here, never sent.
+    log_cause(&error);
+    Status::with_error_details(code, error.to_string(), details)
+}
+
+/// Logs the cause of a store error, which is for operators only and never
+/// sent. Every answer made from an `Error` calls it, gRPC or HTTP.
+pub fn log_cause(error: &Error) {
+    match error {
         Error::Unavailable(cause) => tracing::warn!(error = %cause, "store unavailable"),
         Error::CorruptRecord(cause) => tracing::error!(error = %cause, "corrupt record in store"),
         _ => {}
     }
-    Status::with_error_details(code, error.to_string(), details)
 }
 
 /// The gRPC code and the stable `ErrorInfo.reason` of `error`.

@@ -11,6 +11,8 @@ use tonic::{Request, Response, Status};
 
 use pb::edge_token_service_server::{EdgeTokenService, EdgeTokenServiceServer, SERVICE_NAME};
 
+pub mod http;
+
 /// ListApiTokens page size when the request says 0.
 const DEFAULT_PAGE_SIZE: usize = 50;
 /// Largest ListApiTokens page; larger requests are served this many.
@@ -25,13 +27,15 @@ pub struct EdgeTokens {
     context: Context,
 }
 
-/// Adds the edge-token service to `services`.
+/// Adds the edge-token service to `services`: gRPC, and `POST
+/// /edge/validate` over HTTP/JSON.
 pub fn add_to(services: &mut Services, context: &Context) {
     let edge_tokens = EdgeTokens {
         context: context.clone(),
     };
-    let server = EdgeTokenServiceServer::new(edge_tokens)
-        .max_decoding_message_size(context.limits.max_request_bytes);
+    let limit_bytes = context.limits.max_request_bytes;
+    services.add_http(http::router(edge_tokens.clone(), limit_bytes));
+    let server = EdgeTokenServiceServer::new(edge_tokens).max_decoding_message_size(limit_bytes);
     services.add(SERVICE_NAME, server);
 }
 
