@@ -23,6 +23,7 @@ both_stores!(
     http_validate_answers_unleash_json,
     http_refuses_bad_requests_with_json_errors,
     python_client_gets_the_exact_json,
+    http_only_listener_answers_edge_validate,
 );
 
 /// Creates a token; returns its id and token string.
@@ -626,6 +627,61 @@ async fn python_client_gets_the_exact_json(h: Harness) {
         output.status.success(),
         "python client: {}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn http_only_listener_answers_edge_validate(h: Harness) {
+    let mut client = h.edge_tokens().await;
+    let (_, text) = create(
+        &mut client,
+        pb::ApiTokenType::Frontend,
+        &["web"],
+        "production",
+    )
+    .await;
+    let body = json!({ "tokens": [text] }).to_string();
+    let answer = crate::harness::http_to(
+        h.http_address,
+        "POST",
+        "/edge/validate",
+        Some("application/json"),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.json(),
+        json!({"tokens": [{"token": text, "type": "frontend", "environment": "production", "projects": ["web"], "status": "Validated"}]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_creates_and_validates_api_tokens() {
+    let h = Harness::memory().await;
+    let auth = format!("authorization: Bearer {}", crate::harness::ADMIN_KEY);
+    let created = crate::reflection::run_grpcurl(
+        &h,
+        &[
+            "-H",
+            &auth,
+            "-d",
+            r#"{"token_name":"sdk","type":"API_TOKEN_TYPE_BACKEND","projects":["default"],"environment":"development"}"#,
+        ],
+        &["sigil.v1.EdgeTokenService/CreateApiToken"],
+    );
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let token = created["token"].as_str().unwrap();
+    assert!(token.starts_with("default:development."), "{created}");
+    let body = json!({ "tokens": [token, "nope"] }).to_string();
+    let validated = crate::reflection::run_grpcurl(
+        &h,
+        &["-d", &body],
+        &["sigil.v1.EdgeTokenService/ValidateTokens"],
+    );
+    let validated: serde_json::Value = serde_json::from_str(&validated).unwrap();
+    assert_eq!(
+        validated,
+        json!({"tokens": [{"token": token, "type": "API_TOKEN_TYPE_BACKEND", "projects": ["default"], "environment": "development"}]})
     );
 }
 

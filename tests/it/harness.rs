@@ -16,7 +16,7 @@ use sigil_domain::{AdminKey, Clock, SessionPolicy, Timestamp};
 use sigil_proto::v1 as pb;
 use sigil_runtime::{AdminKeys, Context, Limits, Services};
 use sigil_store::{ApiTokenStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 
 pub use pb::{
@@ -126,13 +126,15 @@ impl Drop for RedisServer {
 pub struct Harness {
     /// Where the services listen.
     pub address: SocketAddr,
+    /// Where the HTTP/JSON routes alone listen.
+    pub http_address: SocketAddr,
     /// The services' clock.
     pub clock: Arc<ManualClock>,
     /// The policy in force.
     pub policy: SessionPolicy,
     /// The Redis behind the store, if it is the Redis store.
     pub redis: Option<RedisServer>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<watch::Sender<bool>>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -194,23 +196,32 @@ impl Harness {
         sigil_issuer::add_to(&mut services, &context);
         sigil_validator::add_to(&mut services, &context);
         sigil_edge_token::add_to(&mut services, &context);
-        let (shutdown, stop) = oneshot::channel::<()>();
+        // The HTTP-only listener `sigil-edge-token --http-listen` adds.
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let http_address = http_listener.local_addr().expect("bound");
+        let http_routes = services.http_routes().expect("edge-token adds HTTP routes");
+        let (shutdown, stop) = watch::channel(false);
+        let until_stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let http_stop = stop.clone();
         let server = tokio::spawn(async move {
-            let stopped = async {
-                let _ = stop.await;
-            };
-            sigil_runtime::serve(
-                listener,
-                services,
-                &context,
-                Duration::from_millis(50),
-                stopped,
-            )
-            .await
-            .expect("serve");
+            let (served, http_served) = tokio::join!(
+                sigil_runtime::serve(
+                    listener,
+                    services,
+                    &context,
+                    Duration::from_millis(50),
+                    until_stopped(stop),
+                ),
+                sigil_runtime::serve_http(http_listener, http_routes, until_stopped(http_stop)),
+            );
+            served.expect("serve");
+            http_served.expect("serve HTTP");
         });
         Harness {
             address,
+            http_address,
             clock,
             policy,
             redis,
@@ -280,7 +291,7 @@ impl Harness {
     /// Stops the services and waits until they have drained.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(true);
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task ends cleanly");
@@ -333,57 +344,67 @@ impl Harness {
         content_type: Option<&str>,
         body: &[u8],
     ) -> HttpAnswer {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
-            self.address,
-            body.len()
-        );
-        if let Some(content_type) = content_type {
-            head.push_str(&format!("content-type: {content_type}\r\n"));
-        }
-        head.push_str("\r\n");
-        let address = self.address;
-        let body = body.to_vec();
-        // Blocking std I/O on a blocking thread: the plainest client there is.
-        let raw = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut stream = std::net::TcpStream::connect(address).expect("connect");
-            stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-            stream.write_all(head.as_bytes()).expect("write");
-            // The server may answer (413, 415) without reading the body: a
-            // failed write is then expected, and the answer still readable.
-            let _ = stream.write_all(&body);
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).expect("read");
-            raw
-        })
-        .await
-        .expect("the client thread");
-        let raw = String::from_utf8(raw).expect("utf-8");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|line| line.split(' ').nth(1))
-            .and_then(|code| code.parse().ok())
-            .expect("a status line");
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        let chunked = headers
-            .iter()
-            .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
-        let body = if chunked {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        HttpAnswer {
-            status,
-            headers,
-            body,
-        }
+        http_to(self.address, method, path, content_type, body).await
+    }
+}
+
+/// Sends one HTTP/1.1 request to `address`, as [`Harness::http`] does.
+pub async fn http_to(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> HttpAnswer {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        address,
+        body.len()
+    );
+    if let Some(content_type) = content_type {
+        head.push_str(&format!("content-type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    let body = body.to_vec();
+    // Blocking std I/O on a blocking thread: the plainest client there is.
+    let raw = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        stream.write_all(head.as_bytes()).expect("write");
+        // The server may answer (413, 415) without reading the body: a
+        // failed write is then expected, and the answer still readable.
+        let _ = stream.write_all(&body);
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        raw
+    })
+    .await
+    .expect("the client thread");
+    let raw = String::from_utf8(raw).expect("utf-8");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    HttpAnswer {
+        status,
+        headers,
+        body,
     }
 }
 
