@@ -4,9 +4,10 @@
 //! token and the SHA-256 of its secret), which Redis expires at the token's
 //! expiry (`PXAT`); `sigil:{api_tokens}:index` is a sorted set of
 //! `<created_at ms, 20 digits>:<id>` for listing. Each token key has its
-//! own hash tag, so on Redis Cluster tokens spread over the slots, and a
-//! batch's `MGET` is split by the cluster client into one `MGET` per node,
-//! sent concurrently: one round trip per node, not per token.
+//! own hash tag, so on Redis Cluster tokens spread over the slots and
+//! nodes; redis-rs's cluster client splits a multi-slot `MGET` into one
+//! `MGET` per slot, sent concurrently: one round trip of waiting, one
+//! command per slot touched. On a single Redis a batch is one command.
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
