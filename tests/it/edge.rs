@@ -24,6 +24,7 @@ both_stores!(
     http_refuses_bad_requests_with_json_errors,
     python_client_gets_the_exact_json,
     http_only_listener_answers_edge_validate,
+    http_chunked_body_over_the_limit_is_413,
 );
 
 /// Creates a token; returns its id and token string.
@@ -653,6 +654,35 @@ async fn http_only_listener_answers_edge_validate(h: Harness) {
         answer.json(),
         json!({"tokens": [{"token": text, "type": "frontend", "environment": "production", "projects": ["web"], "status": "Validated"}]})
     );
+}
+
+async fn http_chunked_body_over_the_limit_is_413(h: Harness) {
+    // No content-length to refuse early: the limit must hold while reading.
+    let limit = Limits::default().max_request_bytes;
+    let address = h.address;
+    let raw = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(crate::harness::DEADLINE)).unwrap();
+        let head = "POST /edge/validate HTTP/1.1\r\nhost: sigil\r\ncontent-type: application/json\r\n\
+                    transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+        stream.write_all(head.as_bytes()).unwrap();
+        let chunk = format!("{:x}\r\n{}\r\n", 1000, " ".repeat(1000));
+        // Stop writing once the server has answered and closed.
+        for _ in 0..=limit / 1000 {
+            if stream.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        String::from_utf8(raw).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains(r#""reason":"REQUEST_TOO_LARGE""#), "{raw}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
