@@ -10,80 +10,20 @@
 //! a 1,000-token batch under the default 100 kB request limit. Only a
 //! SHA-256 of the random part is stored.
 
-use std::{fmt, str::FromStr};
+mod scope;
+mod token_string;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand_core::CryptoRng;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use scope::{Environment, MAX_PROJECTS, ProjectName, Projects};
+pub use token_string::{
+    ApiTokenId, ApiTokenSecret, MAX_API_TOKEN_LEN, PresentedApiToken, parse_batch,
+};
 
 use crate::{Error, Result, SecretHash, Timestamp};
-
-/// Longest token string worth parsing; anything longer is malformed.
-pub const MAX_API_TOKEN_LEN: usize = 256;
-/// Most projects one token may list.
-pub const MAX_PROJECTS: usize = 100;
-
-/// Length of the secret part: base64url of 52 bytes, unpadded.
-const SECRET_LEN: usize = 70;
-const ALL: &str = "*";
-const SEVERAL: &str = "[]";
-
-/// An API token's id, `tok_` and 32 hex digits: a handle, never a secret.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ApiTokenId([u8; 16]);
-
-impl ApiTokenId {
-    const PREFIX: &'static str = "tok_";
-
-    /// Reads an id from a request field.
-    pub fn parse_field(text: &str, field: &str) -> Result<Self> {
-        if text.is_empty() {
-            return Err(Error::invalid(field, "is required"));
-        }
-        text.parse()
-            .map_err(|_| Error::invalid(field, "must be `tok_` and 32 lowercase hex digits"))
-    }
-}
-
-/// A string that is not an API token id.
-#[derive(Debug)]
-pub struct NotAnApiTokenId;
-
-impl FromStr for ApiTokenId {
-    type Err = NotAnApiTokenId;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let digits = text.strip_prefix(Self::PREFIX).ok_or(NotAnApiTokenId)?;
-        let bytes = lower_hex(digits, 16).ok_or(NotAnApiTokenId)?;
-        Ok(ApiTokenId(bytes.try_into().map_err(|_| NotAnApiTokenId)?))
-    }
-}
-
-impl fmt::Display for ApiTokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for ApiTokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl Serialize for ApiTokenId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ApiTokenId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse()
-            .map_err(|_| serde::de::Error::custom("not an API token id"))
-    }
-}
+use scope::ALL;
+use token_string::encode_secret;
 
 /// What an API token is for, as in Unleash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,113 +48,6 @@ impl ApiTokenType {
             ApiTokenType::Client | ApiTokenType::Backend => "backend",
             ApiTokenType::Frontend => "frontend",
             ApiTokenType::Admin => "admin",
-        }
-    }
-}
-
-/// A project name: 1 to 100 characters of `[A-Za-z0-9_.~-]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProjectName(String);
-
-/// An environment name: 1 to 100 characters of `[A-Za-z0-9_.~-]`, or `*`
-/// (every environment) for ADMIN tokens only.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Environment(String);
-
-macro_rules! name_type {
-    ($type:ident) => {
-        impl $type {
-            /// Reads a name from request field `field`.
-            pub fn parse(text: &str, field: &str) -> Result<Self> {
-                if is_name(text) {
-                    Ok($type(text.to_owned()))
-                } else if text.is_empty() {
-                    Err(Error::invalid(field, "is required"))
-                } else {
-                    Err(Error::invalid(
-                        field,
-                        "must be 1 to 100 characters of [A-Za-z0-9_.~-]",
-                    ))
-                }
-            }
-
-            /// The name as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-
-name_type!(ProjectName);
-name_type!(Environment);
-
-impl Environment {
-    /// Every environment: what ADMIN tokens are for.
-    pub fn all() -> Self {
-        Environment(ALL.to_owned())
-    }
-}
-
-/// The projects a token may access.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Projects {
-    /// Every project, `*` in the token string.
-    All,
-    /// These projects (at least one, no duplicates, in the order given).
-    Listed(Vec<ProjectName>),
-}
-
-impl Projects {
-    /// Reads a project list: `["*"]` for every project, else names.
-    pub fn parse(names: &[String], field: &str) -> Result<Self> {
-        if names.is_empty() {
-            return Err(Error::invalid(field, "is required: `*` or project names"));
-        }
-        if names.len() > MAX_PROJECTS {
-            return Err(Error::invalid(field, "at most 100 projects"));
-        }
-        if names.iter().any(|name| name == ALL) {
-            return match names.len() {
-                1 => Ok(Projects::All),
-                _ => Err(Error::invalid(field, "`*` stands alone")),
-            };
-        }
-        let mut listed: Vec<ProjectName> = Vec::with_capacity(names.len());
-        for (index, name) in names.iter().enumerate() {
-            let name = ProjectName::parse(name, &format!("{field}[{index}]"))?;
-            if !listed.contains(&name) {
-                listed.push(name);
-            }
-        }
-        Ok(Projects::Listed(listed))
-    }
-
-    /// The project part of the token string: `*`, the one project, or `[]`.
-    pub fn token_prefix(&self) -> &str {
-        match self {
-            Projects::All => ALL,
-            Projects::Listed(names) if names.len() == 1 => names[0].as_str(),
-            Projects::Listed(_) => SEVERAL,
-        }
-    }
-
-    /// The names as answered on the wire: `["*"]` for every project.
-    pub fn names(&self) -> Vec<String> {
-        match self {
-            Projects::All => vec![ALL.to_owned()],
-            Projects::Listed(names) => names.iter().map(|name| name.0.clone()).collect(),
-        }
-    }
-
-    /// Whether a token with these projects may access `project`.
-    pub fn covers(&self, project: &ProjectName) -> bool {
-        match self {
-            Projects::All => true,
-            Projects::Listed(names) => names.contains(project),
         }
     }
 }
@@ -385,120 +218,6 @@ impl NewApiToken {
         };
         Ok((record, ApiTokenSecret(text)))
     }
-}
-
-/// A new token's string, to hand to its owner once.
-pub struct ApiTokenSecret(String);
-
-impl ApiTokenSecret {
-    /// The token string. Call only to hand it to its owner.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiTokenSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiTokenSecret([redacted])")
-    }
-}
-
-/// A well-formed token string as a caller presented it.
-#[derive(Clone)]
-pub struct PresentedApiToken {
-    id: ApiTokenId,
-    project_part: String,
-    environment: String,
-    secret: [u8; 32],
-}
-
-impl PresentedApiToken {
-    /// Reads a token string. `None` when it is too long or its project,
-    /// environment, secret or checksum is malformed: such a string cannot
-    /// belong to any token, so no store lookup is needed.
-    pub fn parse(text: &str) -> Option<Self> {
-        if text.len() > MAX_API_TOKEN_LEN {
-            return None;
-        }
-        let (project_part, rest) = text.split_once(':')?;
-        let (environment, secret) = rest.rsplit_once('.')?;
-        if !(project_part == ALL || project_part == SEVERAL || is_name(project_part)) {
-            return None;
-        }
-        if !(environment == ALL || is_name(environment)) {
-            return None;
-        }
-        let (id, secret) = decode_secret(secret)?;
-        Some(PresentedApiToken {
-            id,
-            project_part: project_part.to_owned(),
-            environment: environment.to_owned(),
-            secret,
-        })
-    }
-
-    /// The id of the token this claims to be.
-    pub fn id(&self) -> ApiTokenId {
-        self.id
-    }
-}
-
-impl fmt::Debug for PresentedApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PresentedApiToken({} [redacted])", self.id)
-    }
-}
-
-/// The distinct well-formed strings of a batch, in request order, each
-/// with its parse. Malformed strings and repeats are dropped here.
-pub fn parse_batch(texts: &[String]) -> Vec<(&str, PresentedApiToken)> {
-    let mut seen = std::collections::HashSet::with_capacity(texts.len());
-    texts
-        .iter()
-        .filter(|text| seen.insert(text.as_str()))
-        .filter_map(|text| Some((text.as_str(), PresentedApiToken::parse(text)?)))
-        .collect()
-}
-
-fn is_name(text: &str) -> bool {
-    (1..=100).contains(&text.len())
-        && text
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"_.~-".contains(&byte))
-}
-
-fn encode_secret(id: &ApiTokenId, secret: &[u8; 32]) -> String {
-    let mut bytes = Vec::with_capacity(52);
-    bytes.extend_from_slice(&id.0);
-    bytes.extend_from_slice(secret);
-    let checksum = crc32fast::hash(&bytes).to_be_bytes();
-    bytes.extend_from_slice(&checksum);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn decode_secret(text: &str) -> Option<(ApiTokenId, [u8; 32])> {
-    // Reject on length before decoding so an oversized string costs nothing.
-    if text.len() != SECRET_LEN {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-    if bytes.len() != 52 {
-        return None;
-    }
-    let (payload, checksum) = bytes.split_at(48);
-    if crc32fast::hash(payload).to_be_bytes()[..] != checksum[..] {
-        return None;
-    }
-    let (id, secret) = payload.split_at(16);
-    Some((ApiTokenId(id.try_into().ok()?), secret.try_into().ok()?))
-}
-
-/// `len` bytes from exactly `2 * len` lowercase hex digits.
-fn lower_hex(text: &str, len: usize) -> Option<Vec<u8>> {
-    if text.len() != 2 * len || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
-        return None;
-    }
-    hex::decode(text).ok()
 }
 
 #[cfg(test)]
