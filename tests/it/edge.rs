@@ -15,6 +15,7 @@ use crate::harness::{EdgeTokenServiceClient, Harness, admin, assert_error, asser
 both_stores!(
     each_token_form_is_created_validated_and_revoked,
     mixed_batch_answers_valid_tokens_once_in_request_order,
+    expired_token_is_not_listed_nor_revocable,
     empty_batch_gets_an_empty_answer,
     admin_calls_need_an_admin_key,
     bad_requests_name_the_field_and_write_nothing,
@@ -197,6 +198,33 @@ async fn mixed_batch_answers_valid_tokens_once_in_request_order(h: Harness) {
         first.as_str(),
     ];
     assert_eq!(valid(&mut client, &batch).await, [second, first]);
+}
+
+async fn expired_token_is_not_listed_nor_revocable(h: Harness) {
+    let mut client = h.edge_tokens().await;
+    let created = client
+        .create_api_token(admin(pb::CreateApiTokenRequest {
+            token_name: "short-lived".into(),
+            r#type: pb::ApiTokenType::Frontend.into(),
+            projects: vec!["p".into()],
+            environment: "dev".into(),
+            expires_at: Some(timestamp_to_pb(h.clock.now().plus(Duration::from_secs(5)))),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.api_token.unwrap().id;
+    h.clock.advance(Duration::from_secs(5));
+    let listed = client
+        .list_api_tokens(admin(pb::ListApiTokensRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.api_tokens.is_empty(), "{listed:?}");
+    let result = client
+        .revoke_api_token(admin(pb::RevokeApiTokenRequest { id }))
+        .await;
+    assert_error(result, Code::NotFound, "API_TOKEN_NOT_FOUND");
 }
 
 async fn empty_batch_gets_an_empty_answer(h: Harness) {
