@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "token.proto",
         "issuer.proto",
         "validator.proto",
+        "edge_token.proto",
     ]
     .map(|file| proto_root.join("sigil/v1").join(file));
     for file in &files {

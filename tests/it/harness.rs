@@ -16,13 +16,16 @@ use sigil_domain::{AdminKey, Clock, SessionPolicy, Timestamp};
 use sigil_jwt::MasterKey;
 use sigil_proto::v1 as pb;
 use sigil_runtime::{AdminKeys, Context, Limits, Services};
-use sigil_store::{JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use sigil_store::{
+    ApiTokenStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock,
+};
 use sigil_validator::KeySettings;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 
 pub use pb::{
-    issuer_service_client::IssuerServiceClient, validator_service_client::ValidatorServiceClient,
+    edge_token_service_client::EdgeTokenServiceClient, issuer_service_client::IssuerServiceClient,
+    validator_service_client::ValidatorServiceClient,
 };
 pub use tonic_health::pb::health_client::HealthClient;
 
@@ -143,7 +146,10 @@ pub enum Role {
 pub struct Server {
     /// Where it listens.
     pub address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Where its HTTP/JSON routes alone listen, as `sigil-edge-token
+    /// --http-listen` serves them; `None` when it has none.
+    pub http_address: Option<SocketAddr>,
+    shutdown: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -170,24 +176,48 @@ impl Server {
                     .expect("valid url")
             }
         }
-        let context = context.clone();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let stopped = async {
-                let _ = stop.await;
-            };
-            sigil_runtime::serve(
-                listener,
-                services,
-                &context,
-                Duration::from_millis(50),
-                stopped,
+        let http = services.http_routes().map(|routes| {
+            let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+            listener.set_nonblocking(true).expect("nonblocking");
+            (
+                TcpListener::from_std(listener).expect("tokio listener"),
+                routes,
             )
-            .await
-            .expect("serve");
+        });
+        let http_address = http
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr().expect("bound"));
+        let context = context.clone();
+        let (shutdown, stop) = watch::channel(false);
+        let until_stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let http_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            let http_served = async {
+                match http {
+                    Some((listener, routes)) => {
+                        sigil_runtime::serve_http(listener, routes, until_stopped(http_stop)).await
+                    }
+                    None => Ok(()),
+                }
+            };
+            let (served, http_served) = tokio::join!(
+                sigil_runtime::serve(
+                    listener,
+                    services,
+                    &context,
+                    Duration::from_millis(50),
+                    until_stopped(stop),
+                ),
+                http_served,
+            );
+            served.expect("serve");
+            http_served.expect("serve HTTP");
         });
         Server {
             address,
+            http_address,
             shutdown: Some(shutdown),
             task: Some(task),
         }
@@ -196,7 +226,7 @@ impl Server {
     /// Stops the server and waits until it has drained.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(true);
         }
         if let Some(task) = self.task.take() {
             task.await.expect("server task ends cleanly");
@@ -216,6 +246,8 @@ impl Drop for Server {
 pub struct Harness {
     /// Where the services listen.
     pub address: SocketAddr,
+    /// Where the HTTP/JSON routes alone listen.
+    pub http_address: SocketAddr,
     /// What the services run with: build more servers over the same store.
     pub context: Context,
     /// The services' clock.
@@ -232,7 +264,7 @@ impl Harness {
     pub async fn memory() -> Harness {
         let clock = start_clock();
         let store = Arc::new(MemoryStore::new(clock.clone()));
-        Harness::start(store.clone(), store, clock, None, Limits::default()).await
+        Harness::start(store, clock, None, Limits::default()).await
     }
 
     /// Services over a fresh `redis-server`.
@@ -248,25 +280,37 @@ impl Harness {
             timeout: Duration::from_millis(500),
         })
         .expect("valid url");
-        let store = Arc::new(store);
-        Harness::start(store.clone(), store, start_clock(), Some(redis), limits).await
+        Harness::start(Arc::new(store), start_clock(), Some(redis), limits).await
     }
 
-    async fn start(
-        store: Arc<dyn SessionStore>,
-        jwt_store: Arc<dyn JwtStore>,
+    /// Another set of services on their own port over the same Redis as
+    /// this harness, with its own clock at the same time.
+    pub async fn another_on_same_redis(&self) -> Harness {
+        let redis = self.redis.as_ref().expect("a Redis harness");
+        let store = RedisStore::new(&RedisConfig {
+            url: redis.url(),
+            timeout: Duration::from_millis(500),
+        })
+        .expect("valid url");
+        let clock = Arc::new(ManualClock(AtomicI64::new(self.clock.now().unix_ms())));
+        Harness::start(Arc::new(store), clock, None, Limits::default()).await
+    }
+
+    async fn start<S: SessionStore + ApiTokenStore + JwtStore>(
+        store: Arc<S>,
         clock: Arc<ManualClock>,
         redis: Option<RedisServer>,
         limits: Limits,
     ) -> Harness {
         let policy = SessionPolicy::default();
         let context = Context {
-            store,
+            store: store.clone(),
+            api_tokens: store.clone(),
+            jwt_store: store,
             clock: clock.clone(),
             admin: AdminKeys::new(vec![AdminKey::from_configured(ADMIN_KEY).expect("valid")]),
             policy,
             limits,
-            jwt_store,
             master_key: Some(MasterKey::from_base64(MASTER_KEY).expect("valid")),
             max_token_lifetime: Duration::from_secs(3600),
         };
@@ -274,6 +318,7 @@ impl Harness {
         let server = Server::spawn(&context, Role::All, listener);
         Harness {
             address: server.address,
+            http_address: server.http_address.expect("edge-token adds HTTP routes"),
             context,
             clock,
             policy,
@@ -294,6 +339,11 @@ impl Harness {
     /// A client of the validator.
     pub async fn validator(&self) -> ValidatorServiceClient<Channel> {
         ValidatorServiceClient::new(self.channel().await)
+    }
+
+    /// A client of the edge-token service.
+    pub async fn edge_tokens(&self) -> EdgeTokenServiceClient<Channel> {
+        EdgeTokenServiceClient::new(self.channel().await)
     }
 
     /// A client of gRPC health.
@@ -335,6 +385,121 @@ impl Harness {
     pub async fn stop(self) {
         self.server.stop().await;
     }
+}
+
+/// An HTTP answer, as the raw client in [`Harness::http`] read it.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// Header lines, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The value of header `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+impl Harness {
+    /// Sends one HTTP/1.1 request to the services' port and reads the whole
+    /// answer: a deliberately plain client, to see exactly what is on the
+    /// wire.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> HttpAnswer {
+        http_to(self.address, method, path, content_type, body).await
+    }
+}
+
+/// Sends one HTTP/1.1 request to `address`, as [`Harness::http`] does.
+pub async fn http_to(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> HttpAnswer {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        address,
+        body.len()
+    );
+    if let Some(content_type) = content_type {
+        head.push_str(&format!("content-type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    let body = body.to_vec();
+    // Blocking std I/O on a blocking thread: the plainest client there is.
+    let raw = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        stream.write_all(head.as_bytes()).expect("write");
+        // The server may answer (413, 415) without reading the body: a
+        // failed write is then expected, and the answer still readable.
+        let _ = stream.write_all(&body);
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        raw
+    })
+    .await
+    .expect("the client thread");
+    let raw = String::from_utf8(raw).expect("utf-8");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    HttpAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut payload = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        payload.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    payload
 }
 
 /// `message` with the admin key attached.

@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::harness::{Harness, grpcurl};
 
 /// Runs `grpcurl -plaintext <flags> <address> <command>`.
-fn run_grpcurl(h: &Harness, flags: &[&str], command: &[&str]) -> String {
+pub fn run_grpcurl(h: &Harness, flags: &[&str], command: &[&str]) -> String {
     let args = [flags, command].concat();
     let output = Command::new(grpcurl())
         .arg("-plaintext")
@@ -29,6 +29,7 @@ async fn grpcurl_lists_and_describes_through_reflection() {
     for service in [
         "sigil.v1.IssuerService",
         "sigil.v1.ValidatorService",
+        "sigil.v1.EdgeTokenService",
         "grpc.health.v1.Health",
     ] {
         assert!(

@@ -94,7 +94,7 @@ async fn redis_expires_each_session_with_it() {
 }
 
 /// Commands Redis has run, except those health checks and this test make.
-async fn commands_run(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+pub async fn commands_run(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)

@@ -58,6 +58,15 @@ pub enum Error {
     /// The store holds something this version cannot read.
     #[error("stored record is corrupt")]
     CorruptRecord(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No API token has this id (any more): unknown, expired or revoked.
+    #[error("API token not found")]
+    ApiTokenNotFound,
+    /// An HTTP request's content type is not JSON (HTTP only).
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// An HTTP request used a method the route does not answer (HTTP only).
+    #[error("method not allowed")]
+    MethodNotAllowed,
 }
 
 /// Why a JWT was refused.

@@ -1,5 +1,5 @@
-//! Sigil's domain: sessions, their secrets, permissions and access rules, and
-//! the rules that govern them.
+//! Sigil's domain: sessions, their secrets, permissions and access rules, API
+//! tokens, and the rules that govern them.
 //!
 //! Nothing here does I/O, awaits, or reads the clock or the random number
 //! generator on its own: time is a `now: Timestamp` parameter and randomness
@@ -7,6 +7,7 @@
 //! plain function.
 
 mod access;
+mod api_token;
 mod error;
 mod field;
 mod secret;
@@ -14,6 +15,11 @@ mod session;
 mod time;
 
 pub use access::{AccessDecision, AccessRule, Permission, ResourceGlob};
+pub use api_token::{
+    ApiToken, ApiTokenFilter, ApiTokenId, ApiTokenRecord, ApiTokenSecret, ApiTokenType,
+    Environment, MAX_API_TOKEN_LEN, MAX_PROJECTS, NewApiToken, PresentedApiToken, ProjectName,
+    Projects, parse_batch,
+};
 pub use error::{Error, Result, TokenRejection};
 pub use field::FieldPath;
 pub use secret::{AdminKey, Nonce, SecretHash, SessionKey};

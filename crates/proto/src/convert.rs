@@ -11,6 +11,10 @@ use sigil_domain::{
 
 use crate::v1 as pb;
 
+mod api_token;
+
+pub use api_token::{api_token_filter, api_token_type_from_pb};
+
 /// A wire timestamp as a domain timestamp, or INVALID_ARGUMENT for `field`.
 pub fn timestamp_from_pb(timestamp: prost_types::Timestamp, field: &str) -> Result<Timestamp> {
     if !(0..1_000_000_000).contains(&timestamp.nanos) {

@@ -17,13 +17,18 @@ pub fn to_status(error: Error) -> Status {
     if let Error::InvalidField { field, reason } = &error {
         details.add_bad_request_violation(field.as_str(), reason.as_str());
     }
-    match &error {
-        // The cause is for operators only: logged here, never sent.
+    log_cause(&error);
+    Status::with_error_details(code, error.to_string(), details)
+}
+
+/// Logs the cause of a store error, which is for operators only and never
+/// sent. Every answer made from an `Error` calls it, gRPC or HTTP.
+pub fn log_cause(error: &Error) {
+    match error {
         Error::Unavailable(cause) => tracing::warn!(error = %cause, "store unavailable"),
         Error::CorruptRecord(cause) => tracing::error!(error = %cause, "corrupt record in store"),
         _ => {}
     }
-    Status::with_error_details(code, error.to_string(), details)
 }
 
 /// The gRPC code and the stable `ErrorInfo.reason` of `error`.
@@ -43,6 +48,33 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
         Error::Conflict => (Code::Aborted, "CONCURRENT_UPDATE"),
         Error::Unavailable(_) => (Code::Unavailable, "STORE_UNAVAILABLE"),
         Error::CorruptRecord(_) => (Code::Internal, "CORRUPT_RECORD"),
+        Error::ApiTokenNotFound => (Code::NotFound, "API_TOKEN_NOT_FOUND"),
+        // HTTP-only refusals; their gRPC codes are for completeness.
+        Error::UnsupportedMediaType => (Code::InvalidArgument, "UNSUPPORTED_MEDIA_TYPE"),
+        Error::MethodNotAllowed => (Code::Unimplemented, "METHOD_NOT_ALLOWED"),
+    }
+}
+
+/// The HTTP status for `error`, from the same classification as its gRPC
+/// status, for Sigil's HTTP/JSON routes.
+pub fn http_status(error: &Error) -> http::StatusCode {
+    use http::StatusCode;
+    match error {
+        Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Error::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => match classify(error).0 {
+            Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+            Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
     }
 }
 
@@ -76,6 +108,18 @@ mod tests {
         assert_eq!(info.domain, ERROR_DOMAIN);
         let bad_request = status.get_details_bad_request().expect("bad request");
         assert_eq!(bad_request.field_violations[0].field, "rules[1].resource");
+    }
+
+    #[test]
+    fn http_statuses_follow_the_same_map() {
+        let check =
+            |error: Error, expected: u16| assert_eq!(http_status(&error).as_u16(), expected);
+        check(Error::invalid("tokens", "must be a list"), 400);
+        check(Error::RequestTooLarge { limit_bytes: 1 }, 413);
+        check(Error::UnsupportedMediaType, 415);
+        check(Error::MethodNotAllowed, 405);
+        check(Error::Unavailable("down".into()), 503);
+        check(Error::ApiTokenNotFound, 404);
     }
 
     #[test]

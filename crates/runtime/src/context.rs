@@ -2,9 +2,18 @@ use std::{sync::Arc, time::Duration};
 
 use sigil_domain::{Clock, SessionPolicy};
 use sigil_jwt::{MasterKey, TemplateLimits};
-use sigil_store::{JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock};
+use sigil_store::{
+    ApiTokenStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock,
+};
 
 use crate::{AdminKeys, Limits};
+
+/// One store seen as a session, API token and JWT store.
+type Stores = (
+    Arc<dyn SessionStore>,
+    Arc<dyn ApiTokenStore>,
+    Arc<dyn JwtStore>,
+);
 
 /// What a service's handlers need: the store, the clock, the admin keys and
 /// the operator's policy. Cheap to clone.
@@ -12,6 +21,8 @@ use crate::{AdminKeys, Limits};
 pub struct Context {
     /// Where sessions live.
     pub store: Arc<dyn SessionStore>,
+    /// Where API tokens live: the same Redis or memory as sessions.
+    pub api_tokens: Arc<dyn ApiTokenStore>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
     /// Who may make admin calls.
@@ -35,10 +46,7 @@ impl Context {
     /// in-memory store, with a warning that it is single-process.
     pub fn from_args(args: &crate::CommonArgs) -> Result<Context, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let (store, jwt_store): (Arc<dyn SessionStore>, Arc<dyn JwtStore>) = match &args
-            .store
-            .redis_url
-        {
+        let (store, api_tokens, jwt_store): Stores = match &args.store.redis_url {
             Some(url) => {
                 let config = RedisConfig {
                     url: url.clone(),
@@ -49,7 +57,7 @@ impl Context {
                 let store = RedisStore::new(&config)
                     .map_err(|error| format!("bad SIGIL_REDIS_URL: {}", error.category()))?;
                 let store = Arc::new(store);
-                (store.clone(), store)
+                (store.clone(), store.clone(), store)
             }
             None => {
                 tracing::warn!(
@@ -57,11 +65,12 @@ impl Context {
                      with other processes and are lost on exit"
                 );
                 let store = Arc::new(MemoryStore::new(clock.clone()));
-                (store.clone(), store)
+                (store.clone(), store.clone(), store)
             }
         };
         Ok(Context {
             store,
+            api_tokens,
             clock,
             admin: args.admin.keys()?,
             policy: args.session.policy()?,

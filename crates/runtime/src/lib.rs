@@ -16,8 +16,8 @@ pub use admin::{AdminKeys, bearer_token};
 pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
 pub use context::Context;
 pub use limits::Limits;
-pub use run::run_service;
-pub use server::{Services, serve, shutdown_signal};
+pub use run::{run_service, run_service_with_http};
+pub use server::{Services, serve, serve_http, shutdown_signal};
 pub use telemetry::{OtlpSettings, Telemetry, init_telemetry};
 pub use trace_context::{TraceLayer, inject_trace_context};
 

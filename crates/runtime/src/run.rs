@@ -1,13 +1,13 @@
-//! The body of every service's `main`: log, build the context, bind, serve
+//! The body of every service's `main`: telemetry, the context, bind, serve
 //! until SIGTERM or SIGINT.
 
 use std::{net::SocketAddr, process::ExitCode};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
     CommonArgs, Context, EXIT_BAD_CONFIG, OtlpSettings, Services, init_telemetry, serve,
-    shutdown_signal,
+    serve_http, shutdown_signal,
 };
 
 /// Runs a service binary: `services` builds what the listener carries from
@@ -15,6 +15,19 @@ use crate::{
 pub fn run_service(
     binary: &str,
     listen: SocketAddr,
+    args: &CommonArgs,
+    services: impl FnOnce(&Context) -> Result<Services, String>,
+) -> ExitCode {
+    run_service_with_http(binary, listen, None, args, services)
+}
+
+/// Runs a service binary as [`run_service`] does and, when `http_listen`
+/// is given, also serves the services' HTTP/JSON routes alone on that
+/// address.
+pub fn run_service_with_http(
+    binary: &str,
+    listen: SocketAddr,
+    http_listen: Option<SocketAddr>,
     args: &CommonArgs,
     services: impl FnOnce(&Context) -> Result<Services, String>,
 ) -> ExitCode {
@@ -38,79 +51,98 @@ pub fn run_service(
         }
     };
     runtime.block_on(async {
-        // The Redis store spawns its connection task: build it inside the
-        // runtime.
-        let context = match Context::from_args(args) {
-            Ok(context) => context,
-            Err(error) => {
-                eprintln!("{binary}: {error}");
-                return ExitCode::from(EXIT_BAD_CONFIG);
-            }
-        };
-        let listener = match TcpListener::bind(listen).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                eprintln!("{binary}: cannot listen on {listen}: {error}");
-                return ExitCode::from(EXIT_BAD_CONFIG);
-            }
-        };
-        let services = match services(&context) {
-            Ok(services) => services,
-            Err(error) => {
-                eprintln!("{binary}: {error}");
-                return ExitCode::from(EXIT_BAD_CONFIG);
-            }
-        };
-        let address = listener.local_addr().unwrap_or(listen);
-        tracing::info!(%address, "{binary} listening for gRPC");
-        let metrics_server = match args.metrics_listen {
-            Some(metrics_address) => match TcpListener::bind(metrics_address).await {
-                Ok(metrics_listener) => {
-                    tracing::info!(address = %metrics_address, "{binary} serving /metrics");
-                    Some(tokio::spawn(serve_metrics(metrics_listener)))
-                }
-                Err(error) => {
-                    eprintln!("{binary}: cannot listen on {metrics_address}: {error}");
-                    return ExitCode::from(EXIT_BAD_CONFIG);
-                }
-            },
-            None => None,
-        };
-        let served = serve(
-            listener,
-            services,
-            &context,
-            args.store.health_interval,
-            shutdown_signal(),
-        )
-        .await;
-        if let Some(metrics_server) = metrics_server {
-            metrics_server.abort();
-        }
-        match served {
-            Ok(()) => {
-                tracing::info!("{binary} stopped");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                tracing::error!(%error, "{binary} failed");
-                ExitCode::FAILURE
-            }
+        match run(binary, listen, http_listen, args, services).await {
+            Ok(code) | Err(code) => code,
         }
     })
 }
 
-/// Serves only `/metrics`, over HTTP/1.1 or HTTP/2.
-async fn serve_metrics(listener: TcpListener) {
-    let routes = tonic::service::Routes::from(crate::metrics::metrics_router());
-    let served = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .serve_with_incoming(
-            routes,
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-        )
-        .await;
-    if let Err(error) = served {
-        tracing::error!(%error, "the metrics listener failed");
+async fn run(
+    binary: &str,
+    listen: SocketAddr,
+    http_listen: Option<SocketAddr>,
+    args: &CommonArgs,
+    services: impl FnOnce(&Context) -> Result<Services, String>,
+) -> Result<ExitCode, ExitCode> {
+    let bad_config = |error: String| {
+        eprintln!("{binary}: {error}");
+        ExitCode::from(EXIT_BAD_CONFIG)
+    };
+    // The Redis store spawns its connection task: build it inside the
+    // runtime.
+    let context = Context::from_args(args).map_err(bad_config)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|error| bad_config(format!("cannot listen on {listen}: {error}")))?;
+    let services = services(&context).map_err(bad_config)?;
+    let mut side_listeners = Vec::new();
+    if let (Some(address), Some(routes)) = (http_listen, services.http_routes()) {
+        side_listeners.push(
+            spawn_http(binary, address, routes, "HTTP")
+                .await
+                .map_err(bad_config)?,
+        );
     }
+    if let Some(address) = args.metrics_listen {
+        let routes = crate::metrics::metrics_router();
+        side_listeners.push(
+            spawn_http(binary, address, routes, "/metrics")
+                .await
+                .map_err(bad_config)?,
+        );
+    }
+    let address = listener.local_addr().unwrap_or(listen);
+    tracing::info!(%address, "{binary} listening for gRPC");
+    let served = serve(
+        listener,
+        services,
+        &context,
+        args.store.health_interval,
+        shutdown_signal(),
+    )
+    .await;
+    // Every listener heard the same signal: wait for them to drain too,
+    // unless gRPC failed on its own and no signal is coming.
+    for side in side_listeners {
+        if served.is_err() {
+            side.abort();
+        }
+        match side.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "{binary} HTTP listener failed"),
+            Err(error) if !error.is_cancelled() => {
+                tracing::error!(%error, "{binary} HTTP listener task failed")
+            }
+            Err(_) => {}
+        }
+    }
+    match served {
+        Ok(()) => {
+            tracing::info!("{binary} stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            tracing::error!(%error, "{binary} failed");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Binds `address` and serves `routes` there until SIGTERM or SIGINT.
+async fn spawn_http(
+    binary: &str,
+    address: SocketAddr,
+    routes: axum::Router,
+    what: &str,
+) -> Result<JoinHandle<std::io::Result<()>>, String> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+    let address = listener.local_addr().unwrap_or(address);
+    tracing::info!(%address, "{binary} serving {what}");
+    Ok(tokio::spawn(serve_http(
+        listener,
+        routes,
+        shutdown_signal(),
+    )))
 }

@@ -1,4 +1,5 @@
-//! Serving: one listener carrying Sigil's services, gRPC health per service
+//! Serving: one listener carrying Sigil's services (and their HTTP routes
+//! and `/metrics`, over HTTP/1.1), gRPC health per service
 //! (NOT_SERVING while the store does not answer), reflection v1 and v1alpha
 //! so grpcurl needs no proto files, and a drain on shutdown.
 
@@ -6,17 +7,21 @@ use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{service::RoutesBuilder, transport::Server};
+use tonic::{
+    service::{Routes, RoutesBuilder},
+    transport::Server,
+};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::Context;
 
-/// The gRPC services one listener carries, and their names for health.
+/// The gRPC services one listener carries, and their names for health,
+/// and any HTTP/JSON routes served beside them.
 #[derive(Default)]
 pub struct Services {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
-    http: axum::Router,
+    http: Option<axum::Router>,
 }
 
 impl Services {
@@ -39,11 +44,19 @@ impl Services {
         self
     }
 
-    /// Adds plain HTTP routes (such as `/.well-known/jwks.json`), served on
-    /// the same port as gRPC, over HTTP/1.1 or HTTP/2.
+    /// Adds HTTP/JSON routes (such as `/edge/validate`). `serve` answers
+    /// them on the gRPC port too, over HTTP/1.1, beside gRPC over HTTP/2.
     pub fn add_http(&mut self, router: axum::Router) -> &mut Self {
-        self.http = std::mem::take(&mut self.http).merge(router);
+        self.http = Some(match self.http.take() {
+            Some(routes) => routes.merge(router),
+            None => router,
+        });
         self
+    }
+
+    /// The HTTP/JSON routes, if any were added: for a listener of their own.
+    pub fn http_routes(&self) -> Option<axum::Router> {
+        self.http.clone()
     }
 }
 
@@ -85,27 +98,36 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
+    // HTTP routes (`/metrics` always, the services' own when they have
+    // them) share the port: HTTP/1.1 requests reach them, gRPC keeps HTTP/2.
     crate::metrics::prometheus();
-    let routes = services
-        .routes
-        .routes()
-        .into_axum_router()
-        .merge(services.http)
-        .merge(crate::metrics::metrics_router());
+    let mut http = crate::metrics::metrics_router();
+    if let Some(routes) = services.http {
+        http = http.merge(routes);
+    }
+    let routes = Routes::from(services.routes.routes().into_axum_router().merge(http));
     let served = Server::builder()
         .accept_http1(true)
         // Outermost, so it counts the codes callers actually get.
         .layer(crate::metrics::MetricsLayer)
         .layer(crate::TraceLayer)
         .layer(context.limits.layer())
-        .serve_with_incoming_shutdown(
-            tonic::service::Routes::from(routes),
-            TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(routes, TcpListenerStream::new(listener), shutdown)
         .await;
     watcher.abort();
     served
+}
+
+/// Serves HTTP/JSON `routes` alone on `listener` until `shutdown`
+/// completes, then lets in-flight requests finish.
+pub async fn serve_http(
+    listener: TcpListener,
+    routes: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, routes)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Keeps each service's health in step with whether the store answers.

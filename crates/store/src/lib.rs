@@ -1,10 +1,12 @@
-//! Where Sigil keeps sessions: the [`SessionStore`] trait, a Redis store
-//! shared by a cluster of services, and an in-memory store for one process.
+//! Where Sigil keeps sessions and API tokens: the [`SessionStore`] and
+//! [`ApiTokenStore`] traits, a Redis store shared by a cluster of services,
+//! and an in-memory store for one process.
 //!
 //! A store is deliberately dumb: it keeps versioned records and a subject
 //! index, and replaces a record only if nobody changed it since it was read.
 //! Every rule about what a change may be lives in `sigil_domain`.
 
+mod api_tokens;
 mod clock;
 mod jwt;
 mod memory;
@@ -13,6 +15,7 @@ mod redis_store;
 use async_trait::async_trait;
 use sigil_domain::{Result, SessionId, SessionRecord, Subject};
 
+pub use api_tokens::{ApiTokenPage, ApiTokenStore};
 pub use clock::SystemClock;
 pub use jwt::JwtStore;
 pub use memory::MemoryStore;

@@ -4,10 +4,14 @@ use std::{
 };
 
 use async_trait::async_trait;
-use sigil_domain::{Clock, Result, SessionId, SessionRecord, Subject, Timestamp};
+use sigil_domain::{
+    ApiTokenId, ApiTokenRecord, Clock, Result, SessionId, SessionRecord, Subject, Timestamp,
+};
 use sigil_jwt::{StoredSigningKey, StoredTemplate};
 
 use crate::{JwtStore, SessionStore, SubjectPage, id_of_member, index_member};
+
+mod api_tokens;
 
 /// Sweep evicted records after this many inserts, so an idle process does
 /// not hold expired sessions forever.
@@ -28,6 +32,8 @@ struct State {
     templates: BTreeMap<String, StoredTemplate>,
     signing_keys: BTreeMap<String, StoredSigningKey>,
     used_jtis: HashMap<String, Timestamp>,
+    api_tokens: HashMap<ApiTokenId, ApiTokenRecord>,
+    api_token_index: BTreeSet<String>,
 }
 
 impl MemoryStore {

@@ -13,6 +13,8 @@ const TEMPLATES_KEY: &str = "sigil:{jwt}:templates";
 /// Every signing key, a hash of kid → JSON (private key sealed).
 const SIGNING_KEYS_KEY: &str = "sigil:{jwt}:keys";
 
+mod api_tokens;
+
 /// Writes a new record unless the id is taken. KEYS[1] the record;
 /// ARGV revision, JSON, eviction time (Unix ms).
 const INSERT: &str = r"

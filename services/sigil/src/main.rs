@@ -1,6 +1,7 @@
 //! `sigil`: the all-in-one binary. `sigil dev` serves the issuer, the
 //! validator and edge-token on one port with an in-memory store, so trying
-//! Sigil needs no Redis.
+//! Sigil needs no Redis. The same port answers edge-token's HTTP/JSON
+//! `POST /edge/validate` over HTTP/1.1.
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -97,6 +98,11 @@ fn print_banner(listen: SocketAddr, admin_key: &str) {
          grpcurl -plaintext -d '{{\"subject\":\"alice\"}}' {listen} sigil.v1.IssuerService/CreateSession\n  \
          grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\\n    \
          -d '{{\"nonce\":\"<nonce>\",\"permissions\":[\"token:read\"]}}' {listen} sigil.v1.IssuerService/AuthorizeSession\n  \
-         grpcurl -plaintext -H 'authorization: Bearer <session_key>' {listen} sigil.v1.ValidatorService/WhoAmI"
+         grpcurl -plaintext -H 'authorization: Bearer <session_key>' {listen} sigil.v1.ValidatorService/WhoAmI\n\
+         API tokens (Unleash's POST /edge/validate answers on this same port, over HTTP/1.1):\n  \
+         grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\\n    \
+         -d '{{\"token_name\":\"sdk\",\"type\":\"API_TOKEN_TYPE_BACKEND\",\"projects\":[\"default\"],\"environment\":\"development\"}}' \\\n    \
+         {listen} sigil.v1.EdgeTokenService/CreateApiToken\n  \
+         curl -s -H 'content-type: application/json' -d '{{\"tokens\":[\"<token>\"]}}' http://{listen}/edge/validate"
     );
 }

@@ -1,0 +1,181 @@
+//! The token string, `<project>:<environment>.<secret>`: its id, the secret
+//! handed out once, and the parse of a presented string.
+
+use std::{fmt, str::FromStr};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::scope::{ALL, SEVERAL, is_name};
+use crate::{Error, Result};
+
+/// Longest token string worth parsing; anything longer is malformed.
+pub const MAX_API_TOKEN_LEN: usize = 256;
+
+/// Length of the secret part: base64url of 52 bytes, unpadded.
+const SECRET_LEN: usize = 70;
+
+/// An API token's id, `tok_` and 32 hex digits: a handle, never a secret.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiTokenId(pub(super) [u8; 16]);
+
+impl ApiTokenId {
+    const PREFIX: &'static str = "tok_";
+
+    /// Reads an id from a request field.
+    pub fn parse_field(text: &str, field: &str) -> Result<Self> {
+        if text.is_empty() {
+            return Err(Error::invalid(field, "is required"));
+        }
+        text.parse()
+            .map_err(|_| Error::invalid(field, "must be `tok_` and 32 lowercase hex digits"))
+    }
+}
+
+/// A string that is not an API token id.
+#[derive(Debug)]
+pub struct NotAnApiTokenId;
+
+impl FromStr for ApiTokenId {
+    type Err = NotAnApiTokenId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.strip_prefix(Self::PREFIX).ok_or(NotAnApiTokenId)?;
+        let bytes = lower_hex(digits, 16).ok_or(NotAnApiTokenId)?;
+        Ok(ApiTokenId(bytes.try_into().map_err(|_| NotAnApiTokenId)?))
+    }
+}
+
+impl fmt::Display for ApiTokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ApiTokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for ApiTokenId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiTokenId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|_| serde::de::Error::custom("not an API token id"))
+    }
+}
+
+/// A new token's string, to hand to its owner once.
+pub struct ApiTokenSecret(pub(super) String);
+
+impl ApiTokenSecret {
+    /// The token string. Call only to hand it to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiTokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiTokenSecret([redacted])")
+    }
+}
+
+/// A well-formed token string as a caller presented it.
+#[derive(Clone)]
+pub struct PresentedApiToken {
+    pub(super) id: ApiTokenId,
+    pub(super) project_part: String,
+    pub(super) environment: String,
+    pub(super) secret: [u8; 32],
+}
+
+impl PresentedApiToken {
+    /// Reads a token string. `None` when it is too long or its project,
+    /// environment, secret or checksum is malformed: such a string cannot
+    /// belong to any token, so no store lookup is needed.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() > MAX_API_TOKEN_LEN {
+            return None;
+        }
+        let (project_part, rest) = text.split_once(':')?;
+        let (environment, secret) = rest.rsplit_once('.')?;
+        if !(project_part == ALL || project_part == SEVERAL || is_name(project_part)) {
+            return None;
+        }
+        if !(environment == ALL || is_name(environment)) {
+            return None;
+        }
+        let (id, secret) = decode_secret(secret)?;
+        Some(PresentedApiToken {
+            id,
+            project_part: project_part.to_owned(),
+            environment: environment.to_owned(),
+            secret,
+        })
+    }
+
+    /// The id of the token this claims to be.
+    pub fn id(&self) -> ApiTokenId {
+        self.id
+    }
+}
+
+impl fmt::Debug for PresentedApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PresentedApiToken({} [redacted])", self.id)
+    }
+}
+
+/// The distinct well-formed strings of a batch, in request order, each
+/// with its parse. Malformed strings and repeats are dropped here.
+pub fn parse_batch(texts: &[String]) -> Vec<(&str, PresentedApiToken)> {
+    let mut seen = std::collections::HashSet::with_capacity(texts.len());
+    texts
+        .iter()
+        .filter(|text| seen.insert(text.as_str()))
+        .filter_map(|text| Some((text.as_str(), PresentedApiToken::parse(text)?)))
+        .collect()
+}
+
+/// The secret part of a token string.
+pub(super) fn encode_secret(id: &ApiTokenId, secret: &[u8; 32]) -> String {
+    let mut bytes = Vec::with_capacity(52);
+    bytes.extend_from_slice(&id.0);
+    bytes.extend_from_slice(secret);
+    let checksum = crc32fast::hash(&bytes).to_be_bytes();
+    bytes.extend_from_slice(&checksum);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_secret(text: &str) -> Option<(ApiTokenId, [u8; 32])> {
+    // Reject on length before decoding so an oversized string costs nothing.
+    if text.len() != SECRET_LEN {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    if bytes.len() != 52 {
+        return None;
+    }
+    let (payload, checksum) = bytes.split_at(48);
+    if crc32fast::hash(payload).to_be_bytes()[..] != checksum[..] {
+        return None;
+    }
+    let (id, secret) = payload.split_at(16);
+    Some((ApiTokenId(id.try_into().ok()?), secret.try_into().ok()?))
+}
+
+/// `len` bytes from exactly `2 * len` lowercase hex digits.
+fn lower_hex(text: &str, len: usize) -> Option<Vec<u8>> {
+    if text.len() != 2 * len || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(text).ok()
+}
