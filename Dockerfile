@@ -10,7 +10,10 @@
 
 FROM rust:1.95-slim-bookworm AS builder
 # aws-lc-sys (jsonwebtoken's crypto backend) compiles C; protoc is vendored
-# by protoc-bin-vendored, so a C compiler is all the build needs.
+# by protoc-bin-vendored, so a C compiler is all the build needs. Not
+# pinned: Debian's point releases replace package versions, and the rust
+# image tag already fixes the Debian release.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
