@@ -267,6 +267,14 @@ def test_autoscaling_renders_an_hpa_and_leaves_replicas_to_it():
     assert set(of_kind(docs, "HorizontalPodAutoscaler")) == {f"{PREFIX}-validator"}
 
 
+def test_autoscaling_without_targets_leaves_the_hpa_default():
+    values = merged(MINIMAL, {"issuer": {"autoscaling": {
+        "enabled": True, "targetCPUUtilizationPercentage": None}}})
+    hpa = one(render(values), "HorizontalPodAutoscaler", f"{PREFIX}-issuer")
+    assert "metrics" not in hpa["spec"]
+    kubernetes_validate.validate(hpa, KUBE_VERSIONS[0], strict=True)
+
+
 def test_network_policy_only_when_enabled():
     assert of_kind(render(MINIMAL), "NetworkPolicy") == {}
     assert of_kind(render(merged(FULL, {"networkPolicy": {"enabled": False}})), "NetworkPolicy") == {}
