@@ -47,12 +47,18 @@ async fn redis_outage_is_unavailable_then_recovers_without_restart() {
         .create_session(pb::CreateSessionRequest::default())
         .await;
     assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
-    for service in ["", "sigil.v1.IssuerService", validator_name] {
+    for service in [
+        "sigil.v1.IssuerService",
+        validator_name,
+        "sigil.v1.EdgeTokenService",
+    ] {
         eventually("NOT_SERVING", || {
             health_is(&h, service, ServingStatus::NotServing)
         })
         .await;
     }
+    // The process itself is alive: liveness probes must not restart it.
+    assert!(health_is(&h, "", ServingStatus::Serving).await);
 
     // Redis comes back empty (it kept nothing on disk): the old session is
     // gone, and new sessions work through the same service.

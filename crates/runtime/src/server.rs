@@ -130,7 +130,10 @@ pub async fn serve_http(
         .await
 }
 
-/// Keeps each service's health in step with whether the store answers.
+/// Keeps each named service's health in step with whether the store
+/// answers. The server's own status (`""`) stays SERVING while the process
+/// runs: it is what liveness probes ask, and a Redis outage must make pods
+/// unready, not restart them all.
 async fn watch_store(
     context: Context,
     reporter: HealthReporter,
@@ -151,7 +154,6 @@ async fn watch_store(
                 ServingStatus::Serving => tracing::info!("store answers: serving"),
                 _ => tracing::warn!("store does not answer: not serving"),
             }
-            reporter.set_service_status("", status).await;
             for name in &names {
                 reporter.set_service_status(*name, status).await;
             }
