@@ -33,6 +33,7 @@ macro_rules! both_stores {
 mod admin;
 mod edge;
 mod errors;
+mod faults;
 mod jwt;
 mod jwt_cluster;
 mod lifecycle;

@@ -20,6 +20,12 @@ pub enum Error {
         /// The limit in force.
         limit_bytes: usize,
     },
+    /// The process is handling as many calls as it may; try again shortly.
+    #[error("overloaded, try again")]
+    Overloaded,
+    /// The call's deadline (the caller's or the server's) passed.
+    #[error("deadline exceeded")]
+    DeadlineExceeded,
     /// An admin call came without an admin key.
     #[error("admin key required")]
     AdminKeyMissing,

@@ -36,6 +36,8 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
     match error {
         Error::InvalidField { .. } => (Code::InvalidArgument, "INVALID_FIELD"),
         Error::RequestTooLarge { .. } => (Code::ResourceExhausted, "REQUEST_TOO_LARGE"),
+        Error::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
+        Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         Error::AdminKeyMissing => (Code::Unauthenticated, "ADMIN_KEY_MISSING"),
         Error::AdminKeyInvalid => (Code::Unauthenticated, "ADMIN_KEY_INVALID"),
         Error::SessionInvalid => (Code::Unauthenticated, "SESSION_INVALID"),
@@ -73,6 +75,7 @@ pub fn http_status(error: &Error) -> http::StatusCode {
             Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         },
     }

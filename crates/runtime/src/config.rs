@@ -30,6 +30,15 @@ pub struct CommonArgs {
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     pub max_request_bytes: usize,
+    /// Handle at most this many calls at once; more get RESOURCE_EXHAUSTED
+    /// (reason OVERLOADED) at once instead of queueing. Health checks are
+    /// always answered.
+    #[arg(long, env = "SIGIL_MAX_CONCURRENT_REQUESTS", default_value_t = 4096)]
+    pub max_concurrent_requests: usize,
+    /// Answer DEADLINE_EXCEEDED for a call still running after this long (a
+    /// caller's shorter gRPC deadline wins).
+    #[arg(long, env = "SIGIL_MAX_REQUEST_TIME", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub max_request_time: Duration,
     /// Also serve Prometheus `/metrics` on this address (it is always on the
     /// gRPC port too), so scrapes need not reach the client-facing port.
     #[arg(long, env = "SIGIL_METRICS_LISTEN")]
@@ -135,6 +144,8 @@ impl CommonArgs {
     pub fn limits(&self) -> Limits {
         Limits {
             max_request_bytes: self.max_request_bytes,
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+            max_request_time: self.max_request_time,
         }
     }
 }

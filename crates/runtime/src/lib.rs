@@ -2,6 +2,7 @@
 //! authentication, request limits, health, reflection and graceful shutdown.
 
 mod admin;
+mod admission;
 mod config;
 mod context;
 mod limits;
@@ -13,6 +14,7 @@ mod tokens;
 mod trace_context;
 
 pub use admin::{AdminKeys, bearer_token};
+pub use admission::AdmissionLayer;
 pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
 pub use context::Context;
 pub use limits::Limits;

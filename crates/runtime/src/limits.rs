@@ -13,12 +13,20 @@ use tower::util::MapResponseLayer;
 pub struct Limits {
     /// Largest encoded request message accepted, in bytes.
     pub max_request_bytes: usize,
+    /// Calls handled at once by this process; more are refused at once
+    /// with RESOURCE_EXHAUSTED rather than queued.
+    pub max_concurrent_requests: usize,
+    /// The longest any call may take; a caller's shorter `grpc-timeout`
+    /// wins. Past it the answer is DEADLINE_EXCEEDED.
+    pub max_request_time: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_request_bytes: 100 * 1024,
+            max_concurrent_requests: 4096,
+            max_request_time: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -111,6 +111,7 @@ pub async fn serve(
         // Outermost, so it counts the codes callers actually get.
         .layer(crate::metrics::MetricsLayer)
         .layer(crate::TraceLayer)
+        .layer(crate::AdmissionLayer::new(&context.limits))
         .layer(context.limits.layer())
         .serve_with_incoming_shutdown(routes, TcpListenerStream::new(listener), shutdown)
         .await;

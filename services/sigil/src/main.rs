@@ -78,6 +78,8 @@ fn main() -> ExitCode {
         session: dev.session,
         jwt: dev.jwt,
         max_request_bytes: dev.max_request_bytes,
+        max_concurrent_requests: 4096,
+        max_request_time: std::time::Duration::from_secs(10),
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
     };
