@@ -14,6 +14,9 @@ mod secret;
 mod session;
 mod time;
 
+#[cfg(test)]
+mod properties;
+
 pub use access::{AccessDecision, AccessRule, Permission, ResourceGlob};
 pub use api_token::{
     ApiToken, ApiTokenFilter, ApiTokenId, ApiTokenRecord, ApiTokenSecret, ApiTokenType,
