@@ -313,6 +313,7 @@ impl Harness {
             limits,
             master_key: Some(MasterKey::from_base64(MASTER_KEY).expect("valid")),
             max_token_lifetime: Duration::from_secs(3600),
+            rate_limits: sigil_runtime::RateLimits::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::spawn(&context, Role::All, listener);

@@ -30,6 +30,7 @@ macro_rules! both_stores {
     };
 }
 
+mod abuse;
 mod admin;
 mod edge;
 mod errors;

@@ -20,6 +20,12 @@ pub enum Error {
         /// The limit in force.
         limit_bytes: usize,
     },
+    /// Too many calls of this kind from this caller, or from everyone.
+    #[error("rate limited, retry later")]
+    RateLimited {
+        /// When a retry may succeed.
+        retry_after: std::time::Duration,
+    },
     /// The process is handling as many calls as it may; try again shortly.
     #[error("overloaded, try again")]
     Overloaded,

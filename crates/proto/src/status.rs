@@ -17,6 +17,9 @@ pub fn to_status(error: Error) -> Status {
     if let Error::InvalidField { field, reason } = &error {
         details.add_bad_request_violation(field.as_str(), reason.as_str());
     }
+    if let Error::RateLimited { retry_after } = &error {
+        details.set_retry_info(Some(*retry_after));
+    }
     log_cause(&error);
     Status::with_error_details(code, error.to_string(), details)
 }
@@ -37,6 +40,7 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
         Error::InvalidField { .. } => (Code::InvalidArgument, "INVALID_FIELD"),
         Error::RequestTooLarge { .. } => (Code::ResourceExhausted, "REQUEST_TOO_LARGE"),
         Error::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
+        Error::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
         Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         Error::AdminKeyMissing => (Code::Unauthenticated, "ADMIN_KEY_MISSING"),
         Error::AdminKeyInvalid => (Code::Unauthenticated, "ADMIN_KEY_INVALID"),

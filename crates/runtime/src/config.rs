@@ -39,6 +39,19 @@ pub struct CommonArgs {
     /// caller's shorter gRPC deadline wins).
     #[arg(long, env = "SIGIL_MAX_REQUEST_TIME", default_value = "10s", value_parser = humantime::parse_duration)]
     pub max_request_time: Duration,
+    /// CreateSession calls one peer address may make per second (0: no
+    /// limit). Over it: RESOURCE_EXHAUSTED, reason RATE_LIMITED, with
+    /// RetryInfo.
+    #[arg(
+        long,
+        env = "SIGIL_CREATE_SESSION_RATE_PER_PEER",
+        default_value_t = 1_000
+    )]
+    pub create_session_rate_per_peer: u32,
+    /// CreateSession calls all callers together may make per second (0: no
+    /// limit).
+    #[arg(long, env = "SIGIL_CREATE_SESSION_RATE", default_value_t = 10_000)]
+    pub create_session_rate: u32,
     /// Also serve Prometheus `/metrics` on this address (it is always on the
     /// gRPC port too), so scrapes need not reach the client-facing port.
     #[arg(long, env = "SIGIL_METRICS_LISTEN")]

@@ -39,6 +39,8 @@ pub struct Context {
     pub master_key: Option<MasterKey>,
     /// The longest lifetime a token template may give.
     pub max_token_lifetime: Duration,
+    /// Limits on CreateSession, the call anyone may make.
+    pub rate_limits: crate::RateLimits,
 }
 
 impl Context {
@@ -78,6 +80,10 @@ impl Context {
             jwt_store,
             master_key: args.jwt.master_key()?,
             max_token_lifetime: args.jwt.max_token_lifetime,
+            rate_limits: crate::RateLimits::new(crate::CreateSessionRates {
+                per_peer: args.create_session_rate_per_peer,
+                global: args.create_session_rate,
+            }),
         })
     }
 }

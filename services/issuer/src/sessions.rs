@@ -24,6 +24,8 @@ impl Issuer {
         &self,
         request: Request<pb::CreateSessionRequest>,
     ) -> Result<pb::CreateSessionResponse> {
+        let peer = request.remote_addr().map(|address| address.ip());
+        self.context.rate_limits.check_create_session(peer)?;
         let command = NewSession::try_from(request.into_inner())?;
         let now = self.context.clock.now();
         let (record, key, nonce) =

@@ -79,6 +79,8 @@ fn main() -> ExitCode {
         jwt: dev.jwt,
         max_request_bytes: dev.max_request_bytes,
         max_concurrent_requests: 4096,
+        create_session_rate_per_peer: 1_000,
+        create_session_rate: 10_000,
         max_request_time: std::time::Duration::from_secs(10),
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
