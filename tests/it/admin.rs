@@ -131,3 +131,67 @@ async fn create_session_needs_no_admin_key(h: Harness) {
         .await;
     assert!(created.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_key_file_is_reread_when_it_changes() {
+    use std::time::Duration;
+
+    use crate::harness::{IssuerServiceClient, Role, Server, channel_to, eventually, listener};
+
+    let h = Harness::memory().await;
+    let path = std::env::temp_dir().join(format!("sigil-admin-keys-{}", std::process::id()));
+    let old_key = "old-admin-key-0123456789abcdef";
+    let new_key = "new-admin-key-0123456789abcdef-rotated";
+    std::fs::write(&path, format!("# rotated by the test\n{old_key}\n")).unwrap();
+    let args = sigil_runtime::AdminArgs {
+        admin_keys: vec![],
+        admin_keys_file: Some(path.clone()),
+    };
+    let mut context = h.context.clone();
+    context.admin = args.keys().unwrap();
+    let watcher = tokio::spawn(sigil_runtime::watch_admin_keys(
+        args,
+        context.admin.clone(),
+        Duration::from_millis(20),
+    ));
+    let server = Server::spawn(&context, Role::Issuer, listener().await);
+    let issuer = IssuerServiceClient::new(channel_to(server.address).await);
+    let list = |key: &'static str| {
+        let mut issuer = issuer.clone();
+        async move {
+            issuer
+                .list_sessions(with_bearer(
+                    pb::ListSessionsRequest {
+                        subject: "zoe".into(),
+                        ..Default::default()
+                    },
+                    key,
+                ))
+                .await
+        }
+    };
+    assert!(list(old_key).await.is_ok());
+
+    // Both keys during the rotation, then only the new one.
+    std::fs::write(&path, format!("{old_key}\n{new_key}\n")).unwrap();
+    eventually("the new key accepted", || async {
+        list(new_key).await.is_ok()
+    })
+    .await;
+    assert!(list(old_key).await.is_ok());
+    std::fs::write(&path, format!("{new_key}\n")).unwrap();
+    eventually("the old key refused", || async {
+        list(old_key).await.is_err()
+    })
+    .await;
+    assert_error(
+        list(old_key).await,
+        Code::Unauthenticated,
+        "ADMIN_KEY_INVALID",
+    );
+    // A broken file keeps the keys in force.
+    std::fs::write(&path, "short\n").unwrap();
+    assert!(list(new_key).await.is_ok());
+    watcher.abort();
+    let _ = std::fs::remove_file(path);
+}

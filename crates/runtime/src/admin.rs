@@ -1,24 +1,44 @@
 //! Admin authentication: `authorization: Bearer <admin key>` against the
-//! configured keys, compared in constant time.
+//! configured keys, compared in constant time. Keys rotate without downtime:
+//! several are accepted at once, and a key file is re-read when it changes
+//! or on SIGHUP.
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime},
+};
 
 use sigil_domain::{AdminKey, Error, Result};
 use tonic::metadata::MetadataMap;
 
-/// The admin keys this service accepts. Holds only their hashes.
+use crate::AdminArgs;
+
+/// The admin keys this service accepts. Holds only their hashes. Clones
+/// share the set, so a reload reaches every handler.
 #[derive(Clone, Debug, Default)]
-pub struct AdminKeys(Arc<[AdminKey]>);
+pub struct AdminKeys(Arc<RwLock<Arc<[AdminKey]>>>);
 
 impl AdminKeys {
     /// Accepts exactly these keys.
     pub fn new(keys: Vec<AdminKey>) -> Self {
-        AdminKeys(keys.into())
+        AdminKeys(Arc::new(RwLock::new(keys.into())))
+    }
+
+    /// Accepts exactly these keys from now on, everywhere.
+    pub fn replace(&self, keys: Vec<AdminKey>) {
+        *self.0.write().unwrap_or_else(|poison| poison.into_inner()) = keys.into();
     }
 
     /// Whether no key is configured: every admin call will be refused.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.current().is_empty()
+    }
+
+    fn current(&self) -> Arc<[AdminKey]> {
+        self.0
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
     }
 
     /// Succeeds if `metadata` carries one of the keys.
@@ -27,13 +47,59 @@ impl AdminKeys {
         // Check every key, with no early exit, so timing says nothing about
         // which key came close.
         let matched = self
-            .0
+            .current()
             .iter()
             .fold(false, |matched, key| key.matches(presented) | matched);
         if matched {
             Ok(())
         } else {
             Err(Error::AdminKeyInvalid)
+        }
+    }
+}
+
+/// Re-reads the admin keys (`--admin-keys` plus `--admin-keys-file`) into
+/// `keys` whenever the file's modification time changes (checked every
+/// `poll`) or the process gets SIGHUP. A file that does not parse leaves the
+/// keys in force as they were, and says why in the log.
+pub async fn watch_admin_keys(args: AdminArgs, keys: AdminKeys, poll: Duration) {
+    let Some(path) = args.admin_keys_file.clone() else {
+        return;
+    };
+    // Modification time and size: either changes when the file is rewritten.
+    let modified = || {
+        let meta = std::fs::metadata(&path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    };
+    let mut last_seen: Option<(SystemTime, u64)> = modified();
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hung_up = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hung_up = std::future::pending::<bool>();
+        let forced = tokio::select! {
+            got = hung_up => got,
+            () = tokio::time::sleep(poll) => false,
+        };
+        let now_seen = modified();
+        if !forced && now_seen == last_seen {
+            continue;
+        }
+        last_seen = now_seen;
+        match args.keys() {
+            Ok(reloaded) => {
+                let count = reloaded.current().len();
+                keys.replace(reloaded.current().to_vec());
+                tracing::info!(keys = count, "admin keys reloaded");
+            }
+            Err(error) => tracing::warn!(%error, "admin keys not reloaded; the old keys stay"),
         }
     }
 }

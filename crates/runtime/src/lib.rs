@@ -14,7 +14,7 @@ mod telemetry;
 mod tokens;
 mod trace_context;
 
-pub use admin::{AdminKeys, bearer_token};
+pub use admin::{AdminKeys, bearer_token, watch_admin_keys};
 pub use admission::AdmissionLayer;
 pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
 pub use context::Context;

@@ -1,7 +1,7 @@
 //! The body of every service's `main`: telemetry, the context, bind, serve
 //! until SIGTERM or SIGINT.
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 
@@ -75,6 +75,11 @@ async fn run(
         .await
         .map_err(|error| bad_config(format!("cannot listen on {listen}: {error}")))?;
     let services = services(&context).map_err(bad_config)?;
+    let key_watcher = tokio::spawn(crate::watch_admin_keys(
+        args.admin.clone(),
+        context.admin.clone(),
+        Duration::from_secs(2),
+    ));
     let mut side_listeners = Vec::new();
     if let (Some(address), Some(routes)) = (http_listen, services.http_routes()) {
         side_listeners.push(
@@ -101,6 +106,7 @@ async fn run(
         shutdown_signal(),
     )
     .await;
+    key_watcher.abort();
     // Every listener heard the same signal: wait for them to drain too,
     // unless gRPC failed on its own and no signal is coming.
     for side in side_listeners {
