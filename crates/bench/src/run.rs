@@ -17,7 +17,7 @@ use crate::{
     report::{Measurement, Report, Settings},
     scenario::{AdminBearer, Echo, RedisGet, Workload},
     server::{Launch, RunningServer},
-    sessions::{self, Creation},
+    sessions::{self, Creation, PoolShape},
 };
 
 /// Session creation may take this long, plus [`CREATION_TIME_PER_SESSION`]
@@ -170,16 +170,14 @@ async fn create_sessions(
     } else {
         1
     };
-    let deadline = CREATION_BASE_DEADLINE + CREATION_TIME_PER_SESSION * count as u32;
-    let (pool, creation) = sessions::create_pool(
-        &sigil.endpoint,
-        admin,
+    let shape = PoolShape {
         count,
-        args.connections,
-        args.concurrency,
-        deadline,
-    )
-    .await?;
+        connections: args.connections,
+        concurrency: args.concurrency,
+        request_timeout: args.request_timeout,
+        deadline: CREATION_BASE_DEADLINE + CREATION_TIME_PER_SESSION * count as u32,
+    };
+    let (pool, creation) = sessions::create_pool(&sigil.endpoint, admin, shape).await?;
     eprintln!(
         "sessions: {} created in {:.1} s ({:.0}/s)",
         creation.sessions, creation.seconds, creation.per_second

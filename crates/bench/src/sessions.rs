@@ -104,16 +104,34 @@ pub async fn create_active(
     Ok(created.session_key)
 }
 
-/// Creates `count` active sessions at `endpoint` with `concurrency` calls
-/// in flight over `connections` connections, giving up after `deadline`.
+/// How to create the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolShape {
+    /// Sessions to create.
+    pub count: usize,
+    /// Connections to use.
+    pub connections: usize,
+    /// Sessions being created at once.
+    pub concurrency: usize,
+    /// Give up on one session after this long.
+    pub request_timeout: Duration,
+    /// Give up on the whole pool after this long.
+    pub deadline: Duration,
+}
+
+/// Creates active sessions at `endpoint` as `shape` says.
 pub async fn create_pool(
     endpoint: &str,
     admin: &AdminBearer,
-    count: usize,
-    connections: usize,
-    concurrency: usize,
-    deadline: Duration,
+    shape: PoolShape,
 ) -> Result<(SessionPool, Creation), BenchError> {
+    let PoolShape {
+        count,
+        connections,
+        concurrency,
+        request_timeout,
+        deadline,
+    } = shape;
     let channels = connect(endpoint, connections).await?;
     let started = Instant::now();
     let give_up_at = started + deadline;
@@ -134,11 +152,15 @@ pub async fn create_pool(
                     return Err(BenchError("creating sessions took too long".into()));
                 }
                 let subject = format!("bench-subject-{}", index % SUBJECTS);
-                let key = create_active(&mut clients, &admin, &subject)
-                    .await
-                    .map_err(|failure| {
-                        BenchError(format!("creating a session failed: {}", failure.name()))
-                    })?;
+                let key = tokio::time::timeout(
+                    request_timeout,
+                    create_active(&mut clients, &admin, &subject),
+                )
+                .await
+                .unwrap_or(Err(CallFailure::ClientTimeout))
+                .map_err(|failure| {
+                    BenchError(format!("creating a session failed: {}", failure.name()))
+                })?;
                 keys.push(key);
             }
         });
