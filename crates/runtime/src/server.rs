@@ -5,8 +5,10 @@
 use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{service::RoutesBuilder, transport::Server};
+use tonic::{
+    service::RoutesBuilder,
+    transport::{Server, server::TcpIncoming},
+};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::Context;
@@ -77,13 +79,13 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
+    // tonic sets TCP_NODELAY only on listeners it binds itself. Without
+    // it, a response whose body h2 writes apart from its trailers (bodies
+    // over 256 bytes) waits for the client's delayed ACK: ~40 ms per call.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = Server::builder()
         .layer(context.limits.layer())
-        .serve_with_incoming_shutdown(
-            services.routes.routes(),
-            TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(services.routes.routes(), incoming, shutdown)
         .await;
     watcher.abort();
     served
