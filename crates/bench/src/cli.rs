@@ -85,9 +85,13 @@ pub struct RunArgs {
     /// Pin the servers sigil-bench starts (and nothing else) to this CPU.
     #[arg(long)]
     pub server_cpu: Option<usize>,
-    /// Pin sigil-bench's load and the redis-server it starts to this CPU.
+    /// Pin sigil-bench's load to this CPU.
     #[arg(long)]
     pub client_cpu: Option<usize>,
+    /// Pin the redis-server sigil-bench starts to this CPU; unpinned
+    /// without it.
+    #[arg(long)]
+    pub redis_cpu: Option<usize>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -171,6 +175,9 @@ impl RunArgs {
         }
         if self.in_process && (self.server_cpu.is_some() || self.client_cpu.is_some()) {
             return Err("--in-process cannot pin: drop --server-cpu/--client-cpu".into());
+        }
+        if self.redis_cpu.is_some() && self.redis_url.is_some() {
+            return Err("--redis-cpu pins only the redis-server sigil-bench starts".into());
         }
         Ok(())
     }

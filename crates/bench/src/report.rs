@@ -43,8 +43,10 @@ pub struct Settings {
     pub servers: String,
     /// The CPU the servers were pinned to, if any.
     pub server_cpu: Option<usize>,
-    /// The CPU the load (and sigil-bench's redis-server) was pinned to.
+    /// The CPU the load was pinned to.
     pub client_cpu: Option<usize>,
+    /// The CPU sigil-bench's redis-server was pinned to.
+    pub redis_cpu: Option<usize>,
 }
 
 /// One scenario, measured.
@@ -165,7 +167,7 @@ impl Report {
             out,
             "sigil-bench on {} ({} CPUs, Linux {})\n\
              {} connections, {} in flight, {} s measured after {} s warm-up per scenario; \
-             store {:?}; servers: {}, {}; load: {}",
+             store {:?}; servers: {}, {}; load: {}; redis-server: {}",
             self.machine.cpu_model,
             self.machine.cpus,
             self.machine.kernel,
@@ -177,6 +179,7 @@ impl Report {
             settings.servers,
             pin(settings.server_cpu),
             pin(settings.client_cpu),
+            pin(settings.redis_cpu),
         );
         if let Some(creation) = &self.sessions {
             let _ = writeln!(

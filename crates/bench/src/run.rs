@@ -51,7 +51,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
     // own. The baseline's GET needs a Redis either way.
     let sigil_uses_redis = args.target.is_some() || args.store == StoreKind::Redis;
     let own_redis = match (&args.redis_url, sigil_uses_redis) {
-        (None, true) => Some(RedisServer::start(args.client_cpu).await?),
+        (None, true) => Some(RedisServer::start(args.redis_cpu).await?),
         _ => None,
     };
     let redis_url = args
@@ -148,6 +148,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             },
             server_cpu: args.server_cpu,
             client_cpu: args.client_cpu,
+            redis_cpu: args.redis_cpu,
         },
         sessions: creation,
         measurements,
