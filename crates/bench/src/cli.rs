@@ -48,7 +48,9 @@ pub struct RunArgs {
     /// The process id of the `--target` Sigil, to report its RSS.
     #[arg(long)]
     pub target_pid: Option<u32>,
-    /// Where the Sigil that sigil-bench starts keeps sessions.
+    /// Where Sigil keeps sessions: the store of the Sigil sigil-bench
+    /// starts, or the one the `--target` uses. It picks the ceiling: one
+    /// Redis GET for Redis, the empty echo for memory.
     #[arg(long, value_enum, default_value_t = StoreKind::Redis)]
     pub store: StoreKind,
     /// A loopback Redis for Sigil and the baseline,

@@ -184,8 +184,9 @@ impl Report {
         if let Some(creation) = &self.sessions {
             let _ = writeln!(
                 out,
-                "{} sessions created and authorized in {:.1} s ({:.0}/s)",
-                creation.sessions, creation.seconds, creation.per_second
+                "{} sessions created and authorized in {:.1} s ({:.0}/s, {} retried after \
+                 UNAVAILABLE or a timeout)",
+                creation.sessions, creation.seconds, creation.per_second, creation.retries
             );
         }
         let _ = writeln!(

@@ -47,9 +47,8 @@ pub fn run(args: &RunArgs) -> Result<Report, BenchError> {
 }
 
 async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError> {
-    // Sigil's store is Redis unless `--store memory`; a `--target` has its
-    // own. The baseline's GET needs a Redis either way.
-    let sigil_uses_redis = args.target.is_some() || args.store == StoreKind::Redis;
+    // Over Redis, Sigil and the baseline's GET share one redis-server.
+    let sigil_uses_redis = args.store == StoreKind::Redis;
     let own_redis = match (&args.redis_url, sigil_uses_redis) {
         (None, true) => Some(RedisServer::start(args.redis_cpu).await?),
         _ => None,
@@ -180,8 +179,8 @@ async fn create_sessions(
     };
     let (pool, creation) = sessions::create_pool(&sigil.endpoint, admin, shape).await?;
     eprintln!(
-        "sessions: {} created in {:.1} s ({:.0}/s)",
-        creation.sessions, creation.seconds, creation.per_second
+        "sessions: {} created in {:.1} s ({:.0}/s, {} retried)",
+        creation.sessions, creation.seconds, creation.per_second, creation.retries
     );
     Ok((pool, Some(creation)))
 }

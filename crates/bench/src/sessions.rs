@@ -12,6 +12,7 @@ use std::{
 use serde::Serialize;
 use sigil_proto::v1 as pb;
 use tokio::task::JoinSet;
+use tonic::Code;
 
 use crate::{
     BenchError,
@@ -25,6 +26,8 @@ pub const HELD_PERMISSION: &str = "token:read";
 /// The permission only the session's access rules grant, and only on
 /// `tokens/pci/*`.
 pub const RULE_PERMISSION: &str = "token:reveal";
+/// Tries per session before a failure to create it ends the run.
+const MAX_ATTEMPTS: usize = 3;
 /// Sessions share this many subjects, so the subject index is exercised
 /// without one huge set.
 const SUBJECTS: usize = 10_000;
@@ -55,6 +58,8 @@ pub struct Creation {
     pub seconds: f64,
     /// Sessions per second.
     pub per_second: f64,
+    /// Creations tried again after UNAVAILABLE or a client timeout.
+    pub retries: usize,
 }
 
 /// What every benchmark session is granted: [`HELD_PERMISSION`], and
@@ -136,10 +141,12 @@ pub async fn create_pool(
     let started = Instant::now();
     let give_up_at = started + deadline;
     let next = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(AtomicUsize::new(0));
     let mut workers = JoinSet::new();
     for worker in 0..concurrency.min(count) {
         let mut clients = Clients::new(channels[worker % channels.len()].clone());
         let next = next.clone();
+        let retries = retries.clone();
         let admin = admin.clone();
         workers.spawn(async move {
             let mut keys = Vec::new();
@@ -152,15 +159,33 @@ pub async fn create_pool(
                     return Err(BenchError("creating sessions took too long".into()));
                 }
                 let subject = format!("bench-subject-{}", index % SUBJECTS);
-                let key = tokio::time::timeout(
-                    request_timeout,
-                    create_active(&mut clients, &admin, &subject),
-                )
-                .await
-                .unwrap_or(Err(CallFailure::ClientTimeout))
-                .map_err(|failure| {
-                    BenchError(format!("creating a session failed: {}", failure.name()))
-                })?;
+                let mut attempt = 1;
+                let key = loop {
+                    let created = tokio::time::timeout(
+                        request_timeout,
+                        create_active(&mut clients, &admin, &subject),
+                    )
+                    .await
+                    .unwrap_or(Err(CallFailure::ClientTimeout));
+                    match created {
+                        Ok(key) => break key,
+                        // A store deadline missed on a busy machine is worth
+                        // another try; anything else is a real failure.
+                        Err(
+                            CallFailure::Status(Code::Unavailable) | CallFailure::ClientTimeout,
+                        ) if attempt < MAX_ATTEMPTS => {
+                            attempt += 1;
+                            retries.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(failure) => {
+                            return Err(BenchError(format!(
+                                "creating a session failed ({} attempts): {}",
+                                attempt,
+                                failure.name()
+                            )));
+                        }
+                    }
+                };
                 keys.push(key);
             }
         });
@@ -184,6 +209,7 @@ pub async fn create_pool(
     }
     let seconds = started.elapsed().as_secs_f64();
     let creation = Creation {
+        retries: retries.load(Ordering::Relaxed),
         sessions: keys.len(),
         seconds,
         per_second: keys.len() as f64 / seconds.max(f64::EPSILON),
