@@ -17,6 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::{
     BenchError,
+    machine::cpu_time,
     rng::FastRng,
     scenario::{CallFailure, Clients, Workload},
 };
@@ -53,6 +54,9 @@ pub struct Tally {
     pub errors: BTreeMap<&'static str, u64>,
     /// The measured window.
     pub measured: Duration,
+    /// CPU time the server process used from the window's start until the
+    /// last call ended, when its process is known.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Tally {
@@ -62,6 +66,7 @@ impl Tally {
                 .map_err(|error| BenchError(format!("histogram: {error}")))?,
             errors: BTreeMap::new(),
             measured: Duration::ZERO,
+            server_cpu: None,
         })
     }
 
@@ -93,12 +98,14 @@ pub async fn connect(endpoint: &str, count: usize) -> Result<Vec<Channel>, Bench
 }
 
 /// Runs `workload` against `endpoint` as `shape` says, reporting progress
-/// on stderr under `label`.
+/// on stderr under `label`, and the CPU time of process `server_pid` over
+/// the window.
 pub async fn drive(
     endpoint: &str,
     workload: Arc<Workload>,
     shape: Shape,
     label: &str,
+    server_pid: Option<u32>,
 ) -> Result<Tally, BenchError> {
     let channels = connect(endpoint, shape.connections).await?;
     let started = Instant::now();
@@ -151,6 +158,12 @@ pub async fn drive(
         });
     }
 
+    let window_start = tokio::time::Instant::from_std(window.from);
+    let cpu_at_window_start = tokio::spawn(async move {
+        tokio::time::sleep_until(window_start).await;
+        server_pid.and_then(cpu_time)
+    });
+
     let mut total = Tally::new()?;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -171,6 +184,10 @@ pub async fn drive(
         }
     }
     total.measured = window.until - window.from;
+    let cpu_at_end = server_pid.and_then(cpu_time);
+    if let (Ok(Some(start)), Some(end)) = (cpu_at_window_start.await, cpu_at_end) {
+        total.server_cpu = Some(end.saturating_sub(start));
+    }
     Ok(total)
 }
 

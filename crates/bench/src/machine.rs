@@ -57,6 +57,26 @@ impl Memory {
     }
 }
 
+/// The CPU time a process has used, user and system, over all its
+/// threads, from `/proc/<pid>/stat`; `None` if it is gone or unreadable.
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    /// The kernel reports these fields in USER_HZ ticks, 100 per second on
+    /// every Linux this runs on (the /proc ABI fixes it, whatever HZ is).
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields from the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // After the name: state is field 3, so utime (14) and stime (15) are
+    // the 12th and 13th.
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis(
+        (user + system) * 1000 / TICKS_PER_SECOND,
+    ))
+}
+
 fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
@@ -71,6 +91,24 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_cpu_time_grows_with_work() {
+        let before = cpu_time(std::process::id()).expect("own /proc stat");
+        // Burn at least two USER_HZ ticks of CPU, bounded by iterations.
+        let mut hash = 0u64;
+        for round in 0..2_000_000_000u64 {
+            hash = hash.wrapping_mul(31).wrapping_add(round);
+            if round % 1_000_000 == 0
+                && cpu_time(std::process::id()).expect("own /proc stat")
+                    >= before + std::time::Duration::from_millis(20)
+            {
+                break;
+            }
+        }
+        std::hint::black_box(hash);
+        assert!(cpu_time(std::process::id()).expect("own /proc stat") > before);
+    }
 
     #[test]
     fn own_memory_is_readable() {

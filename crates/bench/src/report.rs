@@ -67,6 +67,11 @@ pub struct Measurement {
     /// Failed operations by gRPC status code (or `UNEXPECTED_ANSWER`,
     /// `CLIENT_TIMEOUT`).
     pub errors: BTreeMap<String, u64>,
+    /// Server CPU time (user + system, every thread) per call in the
+    /// window, in microseconds: what a call costs the server, whether or
+    /// not the load generator kept it busy. Only for a server process
+    /// sigil-bench knows.
+    pub server_cpu_micros_per_call: Option<f64>,
     /// The server's memory right after the measurement.
     pub server_memory: Option<ServerMemory>,
     /// This figure over the baseline measured just before it.
@@ -105,6 +110,9 @@ pub struct Ratio {
     pub requests_per_second: f64,
     /// Sigil's p99 over the baseline's.
     pub p99: f64,
+    /// Sigil's server CPU per call over the baseline's, when both are
+    /// known.
+    pub server_cpu_per_call: Option<f64>,
 }
 
 impl Measurement {
@@ -117,6 +125,11 @@ impl Measurement {
     ) -> Measurement {
         let histogram = &tally.latency_micros;
         let seconds = tally.measured.as_secs_f64();
+        let calls = histogram.len() + tally.errors.values().sum::<u64>();
+        let server_cpu_micros_per_call = tally
+            .server_cpu
+            .filter(|_| calls > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / calls as f64);
         Measurement {
             name: name.to_owned(),
             server,
@@ -134,6 +147,7 @@ impl Measurement {
                 .iter()
                 .map(|(name, count)| ((*name).to_owned(), *count))
                 .collect(),
+            server_cpu_micros_per_call,
             server_memory: server_memory.map(|(memory, of)| ServerMemory { memory, of }),
             against_baseline: None,
         }
@@ -144,13 +158,23 @@ impl Measurement {
         self.errors.values().sum()
     }
 
-    /// Sets this measurement's ratio to `baseline`.
+    /// Sets this measurement's ratio to `baseline`; none when the baseline
+    /// completed no call, as a ratio to nothing means nothing.
     pub fn compare_with(&mut self, baseline: &Measurement) {
+        if baseline.requests == 0 {
+            self.against_baseline = None;
+            return;
+        }
         self.against_baseline = Some(Ratio {
             baseline: baseline.name.clone(),
             requests_per_second: self.requests_per_second
                 / baseline.requests_per_second.max(f64::EPSILON),
             p99: self.latency_micros.p99 as f64 / (baseline.latency_micros.p99.max(1)) as f64,
+            server_cpu_per_call: self
+                .server_cpu_micros_per_call
+                .zip(baseline.server_cpu_micros_per_call)
+                .filter(|(_, baseline)| *baseline > 0.0)
+                .map(|(sigil, baseline)| sigil / baseline),
         });
     }
 }
@@ -191,15 +215,17 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<17} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6}  {:<13} errors",
+            "\n{:<17} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} errors",
             "scenario",
             "req/s",
             "p50 µs",
             "p99 µs",
             "p99.9 µs",
             "RSS MiB",
+            "CPU µs",
             "× req/s",
             "× p99",
+            "× CPU",
             "of baseline"
         );
         for measurement in &self.measurements {
@@ -213,16 +239,23 @@ impl Report {
                     format!("{:.1}{mark}", memory.memory.rss_kib as f64 / 1024.0)
                 },
             );
-            let (rate, p99, baseline) = measurement.against_baseline.as_ref().map_or_else(
-                || ("-".to_owned(), "-".to_owned(), ""),
-                |ratio| {
-                    (
-                        format!("{:.2}", ratio.requests_per_second),
-                        format!("{:.2}", ratio.p99),
-                        ratio.baseline.as_str(),
-                    )
-                },
-            );
+            let (rate, p99, cpu_ratio, baseline) =
+                measurement.against_baseline.as_ref().map_or_else(
+                    || ("-".to_owned(), "-".to_owned(), "-".to_owned(), ""),
+                    |ratio| {
+                        (
+                            format!("{:.2}", ratio.requests_per_second),
+                            format!("{:.2}", ratio.p99),
+                            ratio
+                                .server_cpu_per_call
+                                .map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.2}")),
+                            ratio.baseline.as_str(),
+                        )
+                    },
+                );
+            let cpu = measurement
+                .server_cpu_micros_per_call
+                .map_or_else(|| "-".to_owned(), |micros| format!("{micros:.1}"));
             let errors = if measurement.errors.is_empty() {
                 "0".to_owned()
             } else {
@@ -236,15 +269,17 @@ impl Report {
             let latency = measurement.latency_micros;
             let _ = writeln!(
                 out,
-                "{:<17} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6}  {:<13} {errors}",
+                "{:<17} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} {errors}",
                 measurement.name,
                 measurement.requests_per_second,
                 latency.p50,
                 latency.p99,
                 latency.p999,
                 rss,
+                cpu,
                 rate,
                 p99,
+                cpu_ratio,
                 baseline,
             );
         }
@@ -259,5 +294,51 @@ impl Report {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measurement(name: &str, requests_per_second: f64, p99: u64) -> Measurement {
+        Measurement {
+            name: name.to_owned(),
+            server: ServerKind::Sigil,
+            requests: requests_per_second as u64,
+            seconds: 1.0,
+            requests_per_second,
+            latency_micros: Latency {
+                p50: 1,
+                p99,
+                p999: p99,
+                max: p99,
+            },
+            errors: BTreeMap::new(),
+            server_cpu_micros_per_call: Some(requests_per_second / 100.0),
+            server_memory: None,
+            against_baseline: None,
+        }
+    }
+
+    #[test]
+    fn a_figure_is_divided_by_its_baseline() {
+        let baseline = measurement("baseline-get", 1000.0, 200);
+        let mut whoami = measurement("whoami", 800.0, 300);
+        whoami.compare_with(&baseline);
+        let ratio = whoami.against_baseline.expect("a ratio");
+        assert_eq!(ratio.baseline, "baseline-get");
+        assert!((ratio.requests_per_second - 0.8).abs() < 1e-9);
+        assert!((ratio.p99 - 1.5).abs() < 1e-9);
+        let cpu = ratio.server_cpu_per_call.expect("both CPU figures known");
+        assert!((cpu - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_baseline_without_calls_gives_no_ratio() {
+        let baseline = measurement("baseline-get", 0.0, 0);
+        let mut whoami = measurement("whoami", 800.0, 300);
+        whoami.compare_with(&baseline);
+        assert!(whoami.against_baseline.is_none());
     }
 }

@@ -192,13 +192,23 @@ async fn measure_one(
     server: &RunningServer,
     shape: Shape,
 ) -> Result<Measurement, BenchError> {
-    let tally = load::drive(&server.endpoint, workload.clone(), shape, name).await?;
+    let tally = load::drive(
+        &server.endpoint,
+        workload.clone(),
+        shape,
+        name,
+        server.pid(),
+    )
+    .await?;
     let measurement = Measurement::new(name, server_kind, &tally, server.memory());
     eprintln!(
-        "{name}: {:.0}/s, p99 {} µs, {} errors",
+        "{name}: {:.0}/s, p99 {} µs, {} errors, {} µs server CPU per call",
         measurement.requests_per_second,
         measurement.latency_micros.p99,
-        measurement.error_count()
+        measurement.error_count(),
+        measurement
+            .server_cpu_micros_per_call
+            .map_or_else(|| "?".to_owned(), |micros| format!("{micros:.1}")),
     );
     Ok(measurement)
 }

@@ -105,6 +105,16 @@ impl RunningServer {
         Ok(server)
     }
 
+    /// The server's own process id: `None` when it serves inside
+    /// sigil-bench or is a `--target` without `--target-pid`.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.process {
+            Process::Child { child, .. } => Some(child.id()),
+            Process::External { pid } => *pid,
+            Process::Inside { .. } => None,
+        }
+    }
+
     /// The server's memory now, and whose it is; `None` when unknown.
     pub fn memory(&self) -> Option<(Memory, MemoryOf)> {
         match &self.process {
