@@ -24,7 +24,8 @@ pub struct KeySettings {
     /// The issuer's gRPC address, `http://host:port`.
     pub issuer_url: String,
     /// An unknown `kid` triggers at most one JWKS fetch per this interval,
-    /// so a flood of made-up kids cannot hammer the issuer.
+    /// so a flood of made-up kids cannot hammer the issuer; such a request
+    /// waits for the next allowed fetch.
     pub jwks_refresh_interval: Duration,
     /// How long a token template read from the store is trusted.
     pub template_cache_ttl: Duration,
@@ -34,8 +35,8 @@ pub struct KeySettings {
 pub(crate) struct KeyCache {
     issuer: IssuerServiceClient<Channel>,
     keys: RwLock<Arc<HashMap<String, VerifyingKey>>>,
-    /// When the last fetch was tried, and whether it worked.
-    last_fetch: Mutex<Option<(Instant, bool)>>,
+    /// When the last fetch was tried.
+    last_fetch: Mutex<Option<Instant>>,
     refresh_interval: Duration,
 }
 
@@ -71,17 +72,18 @@ impl KeyCache {
         if let Some(key) = self.cached(kid) {
             return Ok(Some(key));
         }
-        match *last_fetch {
-            Some((at, true)) if at.elapsed() < self.refresh_interval => return Ok(None),
-            Some((at, false)) if at.elapsed() < self.refresh_interval => {
-                return Err(Error::Unavailable(
-                    "the issuer's JWKS could not be fetched".into(),
-                ));
+        // At most one fetch per interval: a request for an unknown kid waits
+        // for the next allowed fetch (holding the lock, so the others wait
+        // for the same one) rather than failing a key the issuer made just
+        // after the last fetch.
+        if let Some(at) = *last_fetch {
+            let wait = self.refresh_interval.saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
             }
-            _ => {}
         }
         let fetched = self.fetch_jwks().await;
-        *last_fetch = Some((Instant::now(), fetched.is_ok()));
+        *last_fetch = Some(Instant::now());
         let jwks = fetched.map_err(|status| Error::Unavailable(Box::new(status)))?;
         let keys: HashMap<String, VerifyingKey> = jwks
             .into_inner()

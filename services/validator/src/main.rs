@@ -21,8 +21,9 @@ struct Args {
         default_value = "http://127.0.0.1:50051"
     )]
     issuer_url: String,
-    /// Fetch the issuer's keys for an unknown `kid` at most this often.
-    #[arg(long, env = "SIGIL_JWKS_REFRESH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Fetch the issuer's keys for an unknown `kid` at most this often; a
+    /// call with an unknown kid waits for the next fetch.
+    #[arg(long, env = "SIGIL_JWKS_REFRESH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     jwks_refresh_interval: Duration,
     /// Trust a token template read from the store this long.
     #[arg(long, env = "SIGIL_TEMPLATE_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]

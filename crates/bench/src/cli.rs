@@ -1,0 +1,186 @@
+//! The command line: `sigil-bench run` measures, `sigil-bench serve` is how
+//! sigil-bench starts the servers it measures as processes of their own.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sigil_runtime::CommonArgs;
+
+use crate::{loopback::require_loopback, scenario::Scenario};
+
+/// Most sessions `--sessions` may ask for.
+pub const MAX_SESSIONS: usize = 1_000_000;
+
+/// sigil-bench: Sigil's hot paths over real gRPC, each as a ratio of a
+/// baseline server measured seconds before it on the same machine.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// sigil-bench's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start (or reach) Sigil and a baseline server, run the scenarios, report.
+    Run(RunArgs),
+    /// Serve Sigil or the baseline on a loopback port until SIGTERM; `run`
+    /// starts its servers this way.
+    #[command(hide = true)]
+    Serve(ServeArgs),
+}
+
+/// How to measure.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Scenarios to run, in this order.
+    #[arg(value_enum, default_values_t = Scenario::SIGIL)]
+    pub scenarios: Vec<Scenario>,
+    /// A running Sigil to measure, `http://127.0.0.1:<port>` (loopback
+    /// only). Without it, sigil-bench starts its own.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The admin key of the `--target` Sigil, to authorize sessions.
+    #[arg(long, env = "SIGIL_BENCH_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// The process id of the `--target` Sigil, to report its RSS.
+    #[arg(long)]
+    pub target_pid: Option<u32>,
+    /// Where Sigil keeps sessions: the store of the Sigil sigil-bench
+    /// starts, or the one the `--target` uses. It picks the ceiling: one
+    /// Redis GET for Redis, the empty echo for memory.
+    #[arg(long, value_enum, default_value_t = StoreKind::Redis)]
+    pub store: StoreKind,
+    /// A loopback Redis for Sigil and the baseline,
+    /// `redis://127.0.0.1:<port>`. Without it, sigil-bench starts a
+    /// `redis-server` on a free loopback port (unless `--store memory`).
+    #[arg(long, env = "SIGIL_BENCH_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Serve Sigil and the baseline inside this process instead of as child
+    /// processes: no pinning, and the RSS reported is this process's.
+    #[arg(long)]
+    pub in_process: bool,
+    /// HTTP/2 connections to each server.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Requests in flight at any time, spread over the connections.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// How long each scenario is measured.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// How long each scenario runs unmeasured first.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Sessions created before the scenarios; calls draw tokens from them at
+    /// random.
+    #[arg(long, default_value_t = 10_000)]
+    pub sessions: usize,
+    /// A call taking longer than this counts as an error (CLIENT_TIMEOUT).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Most calls one scenario may make, whatever the duration.
+    #[arg(long, default_value_t = 100_000_000)]
+    pub max_requests: u64,
+    /// Pin the servers sigil-bench starts (and nothing else) to this CPU.
+    #[arg(long)]
+    pub server_cpu: Option<usize>,
+    /// Pin sigil-bench's load to this CPU.
+    #[arg(long)]
+    pub client_cpu: Option<usize>,
+    /// Pin the redis-server sigil-bench starts to this CPU; unpinned
+    /// without it.
+    #[arg(long)]
+    pub redis_cpu: Option<usize>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// Redis, as in production.
+    Redis,
+    /// The in-memory store of `sigil dev`.
+    Memory,
+}
+
+/// What `serve` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerKind {
+    /// Sigil's issuer and validator on one port.
+    Sigil,
+    /// The baseline: an empty echo and one Redis GET.
+    Baseline,
+}
+
+/// How to serve.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// What to serve.
+    #[arg(value_enum)]
+    pub server: ServerKind,
+    /// Where to listen; loopback only.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Sigil's own flags (`SIGIL_REDIS_URL`, `SIGIL_ADMIN_KEYS`...).
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl RunArgs {
+    /// Checks the values together, so a bad run stops before it starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.scenarios.is_empty() {
+            return Err("name at least one scenario".into());
+        }
+        if !(1..=1024).contains(&self.connections) {
+            return Err("--connections must be 1 to 1024".into());
+        }
+        if !(self.connections..=100_000).contains(&self.concurrency) {
+            return Err("--concurrency must be at least --connections and at most 100000".into());
+        }
+        if self.duration.is_zero() || self.duration > Duration::from_secs(3600) {
+            return Err("--duration must be positive and at most 1h".into());
+        }
+        if self.warmup > Duration::from_secs(600) {
+            return Err("--warmup must be at most 10m".into());
+        }
+        if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(60) {
+            return Err("--request-timeout must be positive and at most 60s".into());
+        }
+        if !(1..=MAX_SESSIONS).contains(&self.sessions) {
+            return Err(format!("--sessions must be 1 to {MAX_SESSIONS}"));
+        }
+        if self.max_requests == 0 {
+            return Err("--max-requests must be positive".into());
+        }
+        if let Some(target) = &self.target {
+            require_loopback(target, "http://", "--target")?;
+            if self.admin_key.is_none() {
+                return Err(
+                    "--target needs the Sigil's admin key (--admin-key or SIGIL_BENCH_ADMIN_KEY) \
+                     to authorize sessions"
+                        .into(),
+                );
+            }
+        } else if self.target_pid.is_some() {
+            return Err("--target-pid goes with --target".into());
+        }
+        if let Some(url) = &self.redis_url {
+            require_loopback(url, "redis://", "--redis-url")?;
+        }
+        if self.in_process && (self.server_cpu.is_some() || self.client_cpu.is_some()) {
+            return Err("--in-process cannot pin: drop --server-cpu/--client-cpu".into());
+        }
+        if self.redis_cpu.is_some() && self.redis_url.is_some() {
+            return Err("--redis-cpu pins only the redis-server sigil-bench starts".into());
+        }
+        Ok(())
+    }
+}

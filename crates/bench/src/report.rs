@@ -1,0 +1,344 @@
+//! What a run found, as a table for people and as JSON for files.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde::Serialize;
+
+use crate::{
+    cli::{ServerKind, StoreKind},
+    load::Tally,
+    machine::{Machine, Memory},
+    server::MemoryOf,
+    sessions::Creation,
+};
+
+/// A whole run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// How it ran.
+    pub settings: Settings,
+    /// Creating the sessions the read scenarios draw on, if any were.
+    pub sessions: Option<Creation>,
+    /// Each measurement, in the order taken.
+    pub measurements: Vec<Measurement>,
+}
+
+/// How a run was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// HTTP/2 connections per measurement.
+    pub connections: usize,
+    /// Calls in flight.
+    pub concurrency: usize,
+    /// Measured seconds per scenario.
+    pub duration_seconds: f64,
+    /// Unmeasured seconds before each.
+    pub warmup_seconds: f64,
+    /// Sigil's store.
+    pub store: StoreKind,
+    /// Where the servers ran: `child processes`, `in process`, or the
+    /// `--target` endpoint (baseline as a child process).
+    pub servers: String,
+    /// The CPU the servers were pinned to, if any.
+    pub server_cpu: Option<usize>,
+    /// The CPU the load was pinned to.
+    pub client_cpu: Option<usize>,
+    /// The CPU sigil-bench's redis-server was pinned to.
+    pub redis_cpu: Option<usize>,
+}
+
+/// One scenario, measured.
+#[derive(Debug, Serialize)]
+pub struct Measurement {
+    /// `baseline-echo`, `baseline-get`, or a scenario's name.
+    pub name: String,
+    /// Which server answered.
+    pub server: ServerKind,
+    /// Successful operations in the measured window.
+    pub requests: u64,
+    /// The measured window, in seconds.
+    pub seconds: f64,
+    /// Successful operations per second.
+    pub requests_per_second: f64,
+    /// Latency of successful operations, in microseconds.
+    pub latency_micros: Latency,
+    /// Failed operations by gRPC status code (or `UNEXPECTED_ANSWER`,
+    /// `CLIENT_TIMEOUT`).
+    pub errors: BTreeMap<String, u64>,
+    /// Server CPU time (user + system, every thread) per call in the
+    /// window, in microseconds: what a call costs the server, whether or
+    /// not the load generator kept it busy. Only for a server process
+    /// sigil-bench knows.
+    pub server_cpu_micros_per_call: Option<f64>,
+    /// The server's memory right after the measurement.
+    pub server_memory: Option<ServerMemory>,
+    /// This figure over the baseline measured just before it.
+    pub against_baseline: Option<Ratio>,
+}
+
+/// Latency percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Slowest.
+    pub max: u64,
+}
+
+/// A server's memory and whose process it is.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServerMemory {
+    /// The figures.
+    #[serde(flatten)]
+    pub memory: Memory,
+    /// Whose process.
+    pub of: MemoryOf,
+}
+
+/// A Sigil figure over a baseline figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    /// Which baseline measurement.
+    pub baseline: String,
+    /// Sigil's requests/s over the baseline's.
+    pub requests_per_second: f64,
+    /// Sigil's p99 over the baseline's.
+    pub p99: f64,
+    /// Sigil's server CPU per call over the baseline's, when both are
+    /// known.
+    pub server_cpu_per_call: Option<f64>,
+}
+
+impl Measurement {
+    /// The measurement `tally` makes.
+    pub fn new(
+        name: &str,
+        server: ServerKind,
+        tally: &Tally,
+        server_memory: Option<(Memory, MemoryOf)>,
+    ) -> Measurement {
+        let histogram = &tally.latency_micros;
+        let seconds = tally.measured.as_secs_f64();
+        let calls = histogram.len() + tally.errors.values().sum::<u64>();
+        let server_cpu_micros_per_call = tally
+            .server_cpu
+            .filter(|_| calls > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / calls as f64);
+        Measurement {
+            name: name.to_owned(),
+            server,
+            requests: histogram.len(),
+            seconds,
+            requests_per_second: histogram.len() as f64 / seconds.max(f64::EPSILON),
+            latency_micros: Latency {
+                p50: histogram.value_at_quantile(0.50),
+                p99: histogram.value_at_quantile(0.99),
+                p999: histogram.value_at_quantile(0.999),
+                max: histogram.max(),
+            },
+            errors: tally
+                .errors
+                .iter()
+                .map(|(name, count)| ((*name).to_owned(), *count))
+                .collect(),
+            server_cpu_micros_per_call,
+            server_memory: server_memory.map(|(memory, of)| ServerMemory { memory, of }),
+            against_baseline: None,
+        }
+    }
+
+    /// Failed operations in all.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Sets this measurement's ratio to `baseline`; none when the baseline
+    /// completed no call, as a ratio to nothing means nothing.
+    pub fn compare_with(&mut self, baseline: &Measurement) {
+        if baseline.requests == 0 {
+            self.against_baseline = None;
+            return;
+        }
+        self.against_baseline = Some(Ratio {
+            baseline: baseline.name.clone(),
+            requests_per_second: self.requests_per_second
+                / baseline.requests_per_second.max(f64::EPSILON),
+            p99: self.latency_micros.p99 as f64 / (baseline.latency_micros.p99.max(1)) as f64,
+            server_cpu_per_call: self
+                .server_cpu_micros_per_call
+                .zip(baseline.server_cpu_micros_per_call)
+                .filter(|(_, baseline)| *baseline > 0.0)
+                .map(|(sigil, baseline)| sigil / baseline),
+        });
+    }
+}
+
+impl Report {
+    /// The report as a plain-text table.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let settings = &self.settings;
+        let pin = |cpu: Option<usize>| {
+            cpu.map_or_else(|| "unpinned".to_owned(), |cpu| format!("CPU {cpu}"))
+        };
+        let _ = writeln!(
+            out,
+            "sigil-bench on {} ({} CPUs, Linux {})\n\
+             {} connections, {} in flight, {} s measured after {} s warm-up per scenario; \
+             store {:?}; servers: {}, {}; load: {}; redis-server: {}",
+            self.machine.cpu_model,
+            self.machine.cpus,
+            self.machine.kernel,
+            settings.connections,
+            settings.concurrency,
+            settings.duration_seconds,
+            settings.warmup_seconds,
+            settings.store,
+            settings.servers,
+            pin(settings.server_cpu),
+            pin(settings.client_cpu),
+            pin(settings.redis_cpu),
+        );
+        if let Some(creation) = &self.sessions {
+            let _ = writeln!(
+                out,
+                "{} sessions created and authorized in {:.1} s ({:.0}/s, {} retried after \
+                 UNAVAILABLE or a timeout)",
+                creation.sessions, creation.seconds, creation.per_second, creation.retries
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<17} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} errors",
+            "scenario",
+            "req/s",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "RSS MiB",
+            "CPU µs",
+            "× req/s",
+            "× p99",
+            "× CPU",
+            "of baseline"
+        );
+        for measurement in &self.measurements {
+            let rss = measurement.server_memory.map_or_else(
+                || "-".to_owned(),
+                |memory| {
+                    let mark = match memory.of {
+                        MemoryOf::ServerProcess => "",
+                        MemoryOf::BenchProcess => "*",
+                    };
+                    format!("{:.1}{mark}", memory.memory.rss_kib as f64 / 1024.0)
+                },
+            );
+            let (rate, p99, cpu_ratio, baseline) =
+                measurement.against_baseline.as_ref().map_or_else(
+                    || ("-".to_owned(), "-".to_owned(), "-".to_owned(), ""),
+                    |ratio| {
+                        (
+                            format!("{:.2}", ratio.requests_per_second),
+                            format!("{:.2}", ratio.p99),
+                            ratio
+                                .server_cpu_per_call
+                                .map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.2}")),
+                            ratio.baseline.as_str(),
+                        )
+                    },
+                );
+            let cpu = measurement
+                .server_cpu_micros_per_call
+                .map_or_else(|| "-".to_owned(), |micros| format!("{micros:.1}"));
+            let errors = if measurement.errors.is_empty() {
+                "0".to_owned()
+            } else {
+                measurement
+                    .errors
+                    .iter()
+                    .map(|(name, count)| format!("{name}={count}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let latency = measurement.latency_micros;
+            let _ = writeln!(
+                out,
+                "{:<17} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} {errors}",
+                measurement.name,
+                measurement.requests_per_second,
+                latency.p50,
+                latency.p99,
+                latency.p999,
+                rss,
+                cpu,
+                rate,
+                p99,
+                cpu_ratio,
+                baseline,
+            );
+        }
+        if self.measurements.iter().any(|measurement| {
+            measurement
+                .server_memory
+                .is_some_and(|memory| memory.of == MemoryOf::BenchProcess)
+        }) {
+            let _ = writeln!(
+                out,
+                "* RSS of sigil-bench itself: the servers ran in its process, beside the load"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measurement(name: &str, requests_per_second: f64, p99: u64) -> Measurement {
+        Measurement {
+            name: name.to_owned(),
+            server: ServerKind::Sigil,
+            requests: requests_per_second as u64,
+            seconds: 1.0,
+            requests_per_second,
+            latency_micros: Latency {
+                p50: 1,
+                p99,
+                p999: p99,
+                max: p99,
+            },
+            errors: BTreeMap::new(),
+            server_cpu_micros_per_call: Some(requests_per_second / 100.0),
+            server_memory: None,
+            against_baseline: None,
+        }
+    }
+
+    #[test]
+    fn a_figure_is_divided_by_its_baseline() {
+        let baseline = measurement("baseline-get", 1000.0, 200);
+        let mut whoami = measurement("whoami", 800.0, 300);
+        whoami.compare_with(&baseline);
+        let ratio = whoami.against_baseline.expect("a ratio");
+        assert_eq!(ratio.baseline, "baseline-get");
+        assert!((ratio.requests_per_second - 0.8).abs() < 1e-9);
+        assert!((ratio.p99 - 1.5).abs() < 1e-9);
+        let cpu = ratio.server_cpu_per_call.expect("both CPU figures known");
+        assert!((cpu - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_baseline_without_calls_gives_no_ratio() {
+        let baseline = measurement("baseline-get", 0.0, 0);
+        let mut whoami = measurement("whoami", 800.0, 300);
+        whoami.compare_with(&baseline);
+        assert!(whoami.against_baseline.is_none());
+    }
+}

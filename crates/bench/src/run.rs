@@ -1,0 +1,239 @@
+//! A run: Redis, the baseline and Sigil up, sessions created, then each
+//! scenario measured right after the baseline it is compared with.
+
+use std::{sync::Arc, time::Duration};
+
+use getrandom::{SysRng, rand_core::UnwrapErr};
+use sigil_domain::AdminKey;
+
+use crate::{
+    BenchError,
+    baseline::{BENCH_KEY, BENCH_VALUE_BYTES},
+    cli::{RunArgs, ServerKind, StoreKind},
+    load::{self, Shape},
+    machine::Machine,
+    pin,
+    redis_server::RedisServer,
+    report::{Measurement, Report, Settings},
+    scenario::{AdminBearer, Echo, RedisGet, Workload},
+    server::{Launch, RunningServer},
+    sessions::{self, Creation, PoolShape},
+};
+
+/// Session creation may take this long, plus [`CREATION_TIME_PER_SESSION`]
+/// per session, before the run gives up.
+const CREATION_BASE_DEADLINE: Duration = Duration::from_secs(60);
+/// See [`CREATION_BASE_DEADLINE`].
+const CREATION_TIME_PER_SESSION: Duration = Duration::from_millis(2);
+
+/// Runs the benchmark `args` describes (already validated), prints
+/// progress on stderr, writes `--json` if asked, and returns the report.
+pub fn run(args: &RunArgs) -> Result<Report, BenchError> {
+    let machine = Machine::read();
+    // Pin before the runtime exists: its threads inherit the pin.
+    if let Some(cpu) = args.client_cpu {
+        pin::pin_this_process(cpu).map_err(BenchError)?;
+    }
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|error| BenchError(format!("cannot start the async runtime: {error}")))?;
+    let report = runtime.block_on(measure(args, machine))?;
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|error| BenchError(format!("cannot encode the report: {error}")))?;
+        std::fs::write(path, json + "\n")
+            .map_err(|error| BenchError(format!("cannot write {}: {error}", path.display())))?;
+    }
+    Ok(report)
+}
+
+async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError> {
+    // Over Redis, Sigil and the baseline's GET share one redis-server.
+    let sigil_uses_redis = args.store == StoreKind::Redis;
+    let own_redis = match (&args.redis_url, sigil_uses_redis) {
+        (None, true) => Some(RedisServer::start(args.redis_cpu).await?),
+        _ => None,
+    };
+    let redis_url = args
+        .redis_url
+        .clone()
+        .or_else(|| own_redis.as_ref().map(|redis| redis.url().to_owned()));
+    if let Some(url) = &redis_url {
+        seed_baseline_key(url).await?;
+    }
+
+    let admin_key = match &args.admin_key {
+        Some(key) => key.clone(),
+        None => AdminKey::generate_text(&mut UnwrapErr(SysRng)),
+    };
+    let admin = AdminBearer::new(&admin_key).map_err(BenchError)?;
+    let launch = Launch {
+        in_process: args.in_process,
+        server_cpu: args.server_cpu,
+        redis_url: redis_url.clone(),
+    };
+    let baseline = RunningServer::start(ServerKind::Baseline, &launch, &admin_key).await?;
+    let sigil = match &args.target {
+        Some(target) => RunningServer::external(target, args.target_pid).await?,
+        None => {
+            let sigil_launch = Launch {
+                redis_url: redis_url.clone().filter(|_| sigil_uses_redis),
+                ..launch.clone()
+            };
+            RunningServer::start(ServerKind::Sigil, &sigil_launch, &admin_key).await?
+        }
+    };
+
+    let shape = Shape {
+        connections: args.connections,
+        concurrency: args.concurrency,
+        warmup: args.warmup,
+        duration: args.duration,
+        request_timeout: args.request_timeout,
+        max_requests: args.max_requests,
+    };
+    let (pool, creation) = create_sessions(args, &sigil, &admin).await?;
+
+    let mut measurements = Vec::new();
+    let echo = Arc::new(Workload::Echo(Echo));
+    measurements.push(
+        measure_one(
+            "baseline-echo",
+            ServerKind::Baseline,
+            &echo,
+            &baseline,
+            shape,
+        )
+        .await?,
+    );
+    // WhoAmI's floor is a call plus one store read: with Redis, compare
+    // with the one-GET baseline; with memory, with the echo.
+    let (reference_name, reference) = match redis_url {
+        Some(_) if sigil_uses_redis => ("baseline-get", Arc::new(Workload::RedisGet(RedisGet))),
+        _ => ("baseline-echo", echo),
+    };
+    for scenario in &args.scenarios {
+        let ceiling = measure_one(
+            reference_name,
+            ServerKind::Baseline,
+            &reference,
+            &baseline,
+            shape,
+        )
+        .await?;
+        let workload = Arc::new(Workload::of(*scenario, &pool, &admin));
+        let mut figure =
+            measure_one(scenario.name(), ServerKind::Sigil, &workload, &sigil, shape).await?;
+        figure.compare_with(&ceiling);
+        measurements.push(ceiling);
+        measurements.push(figure);
+    }
+
+    Ok(Report {
+        machine,
+        settings: Settings {
+            connections: args.connections,
+            concurrency: args.concurrency,
+            duration_seconds: args.duration.as_secs_f64(),
+            warmup_seconds: args.warmup.as_secs_f64(),
+            store: if sigil_uses_redis {
+                StoreKind::Redis
+            } else {
+                StoreKind::Memory
+            },
+            servers: match (&args.target, args.in_process) {
+                (Some(target), _) => format!("Sigil at {target}, baseline as a child process"),
+                (None, true) => "in process".into(),
+                (None, false) => "child processes".into(),
+            },
+            server_cpu: args.server_cpu,
+            client_cpu: args.client_cpu,
+            redis_cpu: args.redis_cpu,
+        },
+        sessions: creation,
+        measurements,
+    })
+}
+
+async fn create_sessions(
+    args: &RunArgs,
+    sigil: &RunningServer,
+    admin: &AdminBearer,
+) -> Result<(sessions::SessionPool, Option<Creation>), BenchError> {
+    // Create-authorize alone needs no pool; one session keeps the types
+    // simple and costs nothing.
+    let count = if args
+        .scenarios
+        .iter()
+        .any(|scenario| scenario.needs_sessions())
+    {
+        args.sessions
+    } else {
+        1
+    };
+    let shape = PoolShape {
+        count,
+        connections: args.connections,
+        concurrency: args.concurrency,
+        request_timeout: args.request_timeout,
+        deadline: CREATION_BASE_DEADLINE + CREATION_TIME_PER_SESSION * count as u32,
+    };
+    let (pool, creation) = sessions::create_pool(&sigil.endpoint, admin, shape).await?;
+    eprintln!(
+        "sessions: {} created in {:.1} s ({:.0}/s, {} retried)",
+        creation.sessions, creation.seconds, creation.per_second, creation.retries
+    );
+    Ok((pool, Some(creation)))
+}
+
+async fn measure_one(
+    name: &str,
+    server_kind: ServerKind,
+    workload: &Arc<Workload>,
+    server: &RunningServer,
+    shape: Shape,
+) -> Result<Measurement, BenchError> {
+    let tally = load::drive(
+        &server.endpoint,
+        workload.clone(),
+        shape,
+        name,
+        server.pid(),
+    )
+    .await?;
+    let measurement = Measurement::new(name, server_kind, &tally, server.memory());
+    eprintln!(
+        "{name}: {:.0}/s, p99 {} µs, {} errors, {} µs server CPU per call",
+        measurement.requests_per_second,
+        measurement.latency_micros.p99,
+        measurement.error_count(),
+        measurement
+            .server_cpu_micros_per_call
+            .map_or_else(|| "?".to_owned(), |micros| format!("{micros:.1}")),
+    );
+    Ok(measurement)
+}
+
+/// Stores the key the baseline's GET reads.
+async fn seed_baseline_key(url: &str) -> Result<(), BenchError> {
+    let fail = |error: redis::RedisError| {
+        BenchError(format!(
+            "cannot write the baseline's key to Redis: {}",
+            error.category()
+        ))
+    };
+    let client = redis::Client::open(url).map_err(fail)?;
+    let mut connection = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| BenchError("Redis did not accept a connection within 5s".into()))?
+    .map_err(fail)?;
+    let value = vec![b'x'; BENCH_VALUE_BYTES];
+    redis::cmd("SET")
+        .arg(BENCH_KEY)
+        .arg(value)
+        .query_async::<()>(&mut connection)
+        .await
+        .map_err(fail)
+}
