@@ -31,6 +31,7 @@ macro_rules! both_stores {
 }
 
 mod admin;
+mod batch;
 mod edge;
 mod errors;
 mod jwt;

@@ -20,6 +20,12 @@ pub enum Error {
         /// The limit in force.
         limit_bytes: usize,
     },
+    /// A batch holds more entries than the configured maximum.
+    #[error("batch of more than {limit} entries")]
+    BatchTooLarge {
+        /// The maximum in force.
+        limit: usize,
+    },
     /// An admin call came without an admin key.
     #[error("admin key required")]
     AdminKeyMissing,

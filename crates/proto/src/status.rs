@@ -21,6 +21,18 @@ pub fn to_status(error: Error) -> Status {
     Status::with_error_details(code, error.to_string(), details)
 }
 
+/// What the single call would have answered for `error`, as one entry of a
+/// batch answer: the same code and reason as [`to_status`].
+pub fn to_batch_error(error: &Error) -> crate::v1::BatchError {
+    let (code, reason) = classify(error);
+    log_cause(error);
+    crate::v1::BatchError {
+        code: i32::from(code),
+        reason: reason.to_owned(),
+        message: error.to_string(),
+    }
+}
+
 /// Logs the cause of a store error, which is for operators only and never
 /// sent. Every answer made from an `Error` calls it, gRPC or HTTP.
 pub fn log_cause(error: &Error) {
@@ -36,6 +48,7 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
     match error {
         Error::InvalidField { .. } => (Code::InvalidArgument, "INVALID_FIELD"),
         Error::RequestTooLarge { .. } => (Code::ResourceExhausted, "REQUEST_TOO_LARGE"),
+        Error::BatchTooLarge { .. } => (Code::ResourceExhausted, "BATCH_TOO_LARGE"),
         Error::AdminKeyMissing => (Code::Unauthenticated, "ADMIN_KEY_MISSING"),
         Error::AdminKeyInvalid => (Code::Unauthenticated, "ADMIN_KEY_INVALID"),
         Error::SessionInvalid => (Code::Unauthenticated, "SESSION_INVALID"),

@@ -30,6 +30,10 @@ pub struct CommonArgs {
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     pub max_request_bytes: usize,
+    /// Refuse batch calls (BatchWhoAmI, BatchVerifyTokens) with more entries
+    /// than this with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SIGIL_MAX_BATCH_SIZE", default_value_t = 1000)]
+    pub max_batch_size: usize,
     /// Also serve Prometheus `/metrics` on this address (it is always on the
     /// gRPC port too), so scrapes need not reach the client-facing port.
     #[arg(long, env = "SIGIL_METRICS_LISTEN")]
@@ -135,6 +139,7 @@ impl CommonArgs {
     pub fn limits(&self) -> Limits {
         Limits {
             max_request_bytes: self.max_request_bytes,
+            max_batch_size: self.max_batch_size,
         }
     }
 }

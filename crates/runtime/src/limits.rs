@@ -13,12 +13,15 @@ use tower::util::MapResponseLayer;
 pub struct Limits {
     /// Largest encoded request message accepted, in bytes.
     pub max_request_bytes: usize,
+    /// Most entries in one batch call (BatchWhoAmI, BatchVerifyTokens).
+    pub max_batch_size: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_request_bytes: 100 * 1024,
+            max_batch_size: 1000,
         }
     }
 }
@@ -27,6 +30,17 @@ impl Default for Limits {
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
 impl Limits {
+    /// RESOURCE_EXHAUSTED when a batch of `size` entries is over the
+    /// maximum.
+    pub fn check_batch(&self, size: usize) -> sigil_domain::Result<()> {
+        if size > self.max_batch_size {
+            return Err(Error::BatchTooLarge {
+                limit: self.max_batch_size,
+            });
+        }
+        Ok(())
+    }
+
     /// A layer that turns tonic's OUT_OF_RANGE for an oversized request into
     /// Sigil's RESOURCE_EXHAUSTED.
     pub fn layer(self) -> MapResponseLayer<impl Fn(Response<Body>) -> Response<Body> + Clone> {

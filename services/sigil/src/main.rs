@@ -44,6 +44,10 @@ struct DevArgs {
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     max_request_bytes: usize,
+    /// Refuse batch calls with more entries than this with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SIGIL_MAX_BATCH_SIZE", default_value_t = 1000)]
+    max_batch_size: usize,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         session: dev.session,
         jwt: dev.jwt,
         max_request_bytes: dev.max_request_bytes,
+        max_batch_size: dev.max_batch_size,
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
     };

@@ -1,6 +1,7 @@
 //! The validator: answers "is this session token good, and what may it do?"
 //! with one store round trip per call, and verifies the issuer's JWTs.
 
+mod batch;
 mod keys;
 mod verify;
 
@@ -135,6 +136,26 @@ impl ValidatorService for Validator {
         request: Request<pb::VerifyTokenRequest>,
     ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
         self.verify(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn batch_who_am_i(
+        &self,
+        request: Request<pb::BatchWhoAmIRequest>,
+    ) -> Result<Response<pb::BatchWhoAmIResponse>, Status> {
+        Validator::batch_who_am_i(self, request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn batch_verify_tokens(
+        &self,
+        request: Request<pb::BatchVerifyTokensRequest>,
+    ) -> Result<Response<pb::BatchVerifyTokensResponse>, Status> {
+        self.batch_verify(request)
             .await
             .map(Response::new)
             .map_err(to_status)
