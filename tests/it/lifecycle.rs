@@ -318,6 +318,7 @@ async fn subject_sessions_are_listed_in_pages_and_revoked_together(h: Harness) {
     let revoke = || {
         admin(pb::RevokeSubjectSessionsRequest {
             subject: "bob".into(),
+            except_session_id: String::new(),
         })
     };
     let revoked = issuer

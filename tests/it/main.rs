@@ -41,6 +41,7 @@ mod metrics;
 mod nonce;
 mod outage;
 mod reflection;
+mod session_rules;
 mod shutdown;
 mod storage;
 mod validator;

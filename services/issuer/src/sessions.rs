@@ -156,8 +156,14 @@ impl Issuer {
         request: Request<pb::RevokeSubjectSessionsRequest>,
     ) -> Result<pb::RevokeSubjectSessionsResponse> {
         self.context.admin.check(request.metadata())?;
-        let pb::RevokeSubjectSessionsRequest { subject } = request.into_inner();
+        let pb::RevokeSubjectSessionsRequest {
+            subject,
+            except_session_id,
+        } = request.into_inner();
         let subject = Subject::parse(&subject, "subject")?;
+        let except = (!except_session_id.is_empty())
+            .then(|| SessionId::parse_field(&except_session_id, "except_session_id"))
+            .transpose()?;
         let mut revoked_count: i32 = 0;
         let mut cursor = None;
         loop {
@@ -167,7 +173,9 @@ impl Issuer {
                 .subject_sessions(&subject, cursor.as_deref(), MAX_PAGE_SIZE)
                 .await?;
             for record in page.records {
-                if record.session.state == SessionState::Revoked {
+                if record.session.state == SessionState::Revoked
+                    || Some(record.session.id) == except
+                {
                     continue;
                 }
                 let revoked = self
