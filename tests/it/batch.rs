@@ -73,7 +73,10 @@ async fn batch_who_am_i_answers_each_token_in_request_order(h: Harness) {
     let results = h
         .validator()
         .await
-        .batch_who_am_i(pb::BatchWhoAmIRequest { tokens })
+        .batch_who_am_i(pb::BatchWhoAmIRequest {
+            tokens,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -170,7 +173,10 @@ async fn batches_over_the_maximum_are_resource_exhausted(h: Harness) {
     let mut validator = h.validator().await;
     let full = vec![ann.session_key.clone(); maximum];
     let results = validator
-        .batch_who_am_i(pb::BatchWhoAmIRequest { tokens: full })
+        .batch_who_am_i(pb::BatchWhoAmIRequest {
+            tokens: full,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -181,7 +187,10 @@ async fn batches_over_the_maximum_are_resource_exhausted(h: Harness) {
     let over = vec![ann.session_key; maximum + 1];
     assert_error(
         validator
-            .batch_who_am_i(pb::BatchWhoAmIRequest { tokens: over })
+            .batch_who_am_i(pb::BatchWhoAmIRequest {
+                tokens: over,
+                ..Default::default()
+            })
             .await,
         Code::ResourceExhausted,
         "BATCH_TOO_LARGE",
@@ -245,7 +254,10 @@ async fn batch_who_am_i_reads_each_session_once_in_one_pipeline() {
     let before = commands_run(&mut redis).await;
     let hgets = calls_of(&mut redis, "hget").await;
     let results = validator
-        .batch_who_am_i(pb::BatchWhoAmIRequest { tokens })
+        .batch_who_am_i(pb::BatchWhoAmIRequest {
+            tokens,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -261,6 +273,7 @@ async fn batch_who_am_i_reads_each_session_once_in_one_pipeline() {
     validator
         .batch_who_am_i(pb::BatchWhoAmIRequest {
             tokens: vec!["sigil_sk_forged".into(); 100],
+            ..Default::default()
         })
         .await
         .unwrap();

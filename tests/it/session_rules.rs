@@ -6,7 +6,10 @@ use tonic::Code;
 
 use crate::harness::{Harness, admin, assert_error, assert_invalid};
 
-both_stores!(revoking_all_other_sessions_keeps_the_current_one,);
+both_stores!(
+    revoking_all_other_sessions_keeps_the_current_one,
+    a_session_below_the_required_level_must_step_up,
+);
 
 async fn revoking_all_other_sessions_keeps_the_current_one(h: Harness) {
     let (current, _) = h.active_session("erin", &["a:read"], vec![]).await;
@@ -43,4 +46,122 @@ async fn revoking_all_other_sessions_keeps_the_current_one(h: Harness) {
             "SESSION_INVALID",
         );
     }
+}
+
+/// An active session of `subject` authorized at `level`, and its key.
+async fn session_at(
+    h: &Harness,
+    subject: &str,
+    level: pb::AssuranceLevel,
+) -> (String, pb::Session) {
+    let mut issuer = h.issuer().await;
+    let created = issuer
+        .create_session(pb::CreateSessionRequest {
+            subject: subject.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let session = issuer
+        .authorize_session(admin(pb::AuthorizeSessionRequest {
+            nonce: created.nonce,
+            permissions: vec!["a:read".into()],
+            assurance_level: level.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    (created.session_key, session)
+}
+
+async fn a_session_below_the_required_level_must_step_up(h: Harness) {
+    let (one_factor, session) = session_at(&h, "fay", pb::AssuranceLevel::Unspecified).await;
+    assert_eq!(session.assurance_level(), pb::AssuranceLevel::Aal1);
+    let (two_factors, session) = session_at(&h, "fay", pb::AssuranceLevel::Aal2).await;
+    assert_eq!(session.assurance_level(), pb::AssuranceLevel::Aal2);
+
+    let mut validator = h.validator().await;
+    let who = |token: &str, level: pb::AssuranceLevel| pb::WhoAmIRequest {
+        session_token: token.into(),
+        required_assurance_level: level.into(),
+        ..Default::default()
+    };
+    let check = |token: &str, level: pb::AssuranceLevel| pb::CheckAccessRequest {
+        session_token: token.into(),
+        permission: "a:read".into(),
+        required_assurance_level: level.into(),
+        ..Default::default()
+    };
+    for level in [pb::AssuranceLevel::Unspecified, pb::AssuranceLevel::Aal1] {
+        assert!(validator.who_am_i(who(&one_factor, level)).await.is_ok());
+        assert!(
+            validator
+                .check_access(check(&one_factor, level))
+                .await
+                .is_ok()
+        );
+    }
+    let aal2 = pb::AssuranceLevel::Aal2;
+    let answer = validator.who_am_i(who(&two_factors, aal2)).await.unwrap();
+    assert_eq!(
+        answer.into_inner().session.unwrap().assurance_level(),
+        pb::AssuranceLevel::Aal2
+    );
+    assert!(
+        validator
+            .check_access(check(&two_factors, aal2))
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
+
+    // A known holder who must step up: PERMISSION_DENIED, not UNAUTHENTICATED.
+    assert_error(
+        validator.who_am_i(who(&one_factor, aal2)).await,
+        Code::PermissionDenied,
+        "SESSION_AAL2_REQUIRED",
+    );
+    assert_error(
+        validator.check_access(check(&one_factor, aal2)).await,
+        Code::PermissionDenied,
+        "SESSION_AAL2_REQUIRED",
+    );
+    // A bad token is still UNAUTHENTICATED, whatever level is asked for.
+    assert_error(
+        validator.who_am_i(who("sigil_sk_forged", aal2)).await,
+        Code::Unauthenticated,
+        "SESSION_INVALID",
+    );
+    let mut bad_level = who(&one_factor, aal2);
+    bad_level.required_assurance_level = 9;
+    assert_invalid(
+        validator.who_am_i(bad_level).await,
+        "required_assurance_level",
+    );
+
+    let results = validator
+        .batch_who_am_i(pb::BatchWhoAmIRequest {
+            tokens: vec![one_factor, two_factors],
+            required_assurance_level: aal2.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    match &results[0].result {
+        Some(pb::batch_who_am_i_result::Result::Error(error)) => {
+            assert_eq!(error.code, i32::from(Code::PermissionDenied));
+            assert_eq!(error.reason, "SESSION_AAL2_REQUIRED");
+        }
+        other => panic!("expected a step-up error, got {other:?}"),
+    }
+    assert!(matches!(
+        results[1].result,
+        Some(pb::batch_who_am_i_result::Result::Session(_))
+    ));
 }

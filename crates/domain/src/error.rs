@@ -36,6 +36,11 @@ pub enum Error {
     /// revoked. Which one is deliberately not said.
     #[error("session token invalid")]
     SessionInvalid,
+    /// The session is valid but its assurance level is below the one the
+    /// call requires: the holder must step up to AAL2 (as Kratos'
+    /// `session_aal2_required`).
+    #[error("session must be at assurance level AAL2")]
+    SessionAal2Required,
     /// A nonce is unknown, already used, or expired.
     #[error("nonce not found")]
     NonceNotFound,

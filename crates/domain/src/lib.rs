@@ -8,6 +8,7 @@
 
 mod access;
 mod api_token;
+mod assurance;
 mod error;
 mod field;
 mod secret;
@@ -20,6 +21,7 @@ pub use api_token::{
     Environment, MAX_API_TOKEN_LEN, MAX_PROJECTS, NewApiToken, PresentedApiToken, ProjectName,
     Projects, parse_batch,
 };
+pub use assurance::AssuranceLevel;
 pub use error::{Error, Result, TokenRejection};
 pub use field::FieldPath;
 pub use secret::{AdminKey, Nonce, SecretHash, SessionKey};

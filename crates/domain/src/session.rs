@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{AccessRule, Error, Nonce, Permission, Result, SecretHash, SessionKey, Timestamp};
+use crate::{
+    AccessRule, AssuranceLevel, Error, Nonce, Permission, Result, SecretHash, SessionKey, Timestamp,
+};
 
 /// Most metadata entries on one session.
 pub const MAX_METADATA_ENTRIES: usize = 32;
@@ -159,6 +161,10 @@ pub struct Session {
     pub expires_at: Timestamp,
     /// When it was revoked.
     pub revoked_at: Option<Timestamp>,
+    /// How strongly its holder authenticated; AAL1 for records written
+    /// before levels existed.
+    #[serde(default)]
+    pub assurance_level: AssuranceLevel,
 }
 
 /// A session as the store keeps it: the session, the hashes of its secrets,
@@ -281,6 +287,7 @@ impl NewSession {
                 authorized_at: None,
                 expires_at: now.plus(pending_ttl),
                 revoked_at: None,
+                assurance_level: AssuranceLevel::Aal1,
             },
         };
         Ok((record, key, nonce))
@@ -296,6 +303,7 @@ pub struct Authorization {
     rules: Vec<AccessRule>,
     expires_at: Option<Timestamp>,
     subject: Option<Subject>,
+    assurance_level: AssuranceLevel,
 }
 
 impl Authorization {
@@ -306,6 +314,7 @@ impl Authorization {
         rules: Vec<AccessRule>,
         expires_at: Option<Timestamp>,
         subject: &str,
+        assurance_level: AssuranceLevel,
     ) -> Result<Self> {
         let permissions = Permission::parse_list(permissions, &"permissions".into())?;
         let rules = AccessRule::into_evaluation_order(rules, &"rules".into())?;
@@ -323,6 +332,7 @@ impl Authorization {
             rules,
             expires_at,
             subject,
+            assurance_level,
         })
     }
 }
@@ -381,6 +391,7 @@ impl SessionRecord {
         next.session.rules = authorization.rules.clone();
         next.session.authorized_at = Some(now);
         next.session.expires_at = expires_at;
+        next.session.assurance_level = authorization.assurance_level;
         if let Some(subject) = &authorization.subject {
             next.session.subject = Some(subject.clone());
         }

@@ -52,6 +52,7 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
         Error::AdminKeyMissing => (Code::Unauthenticated, "ADMIN_KEY_MISSING"),
         Error::AdminKeyInvalid => (Code::Unauthenticated, "ADMIN_KEY_INVALID"),
         Error::SessionInvalid => (Code::Unauthenticated, "SESSION_INVALID"),
+        Error::SessionAal2Required => (Code::PermissionDenied, "SESSION_AAL2_REQUIRED"),
         Error::NonceNotFound => (Code::NotFound, "NONCE_NOT_FOUND"),
         Error::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
         Error::SessionNotActive => (Code::FailedPrecondition, "SESSION_NOT_ACTIVE"),

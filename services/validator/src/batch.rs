@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use sigil_domain::{Error, Result, SessionId, SessionKey, SessionRecord, TokenRejection};
-use sigil_proto::{status::to_batch_error, v1 as pb};
+use sigil_proto::{convert::assurance_level_from_pb, status::to_batch_error, v1 as pb};
 use tonic::Request;
 
 use crate::{
@@ -20,8 +20,13 @@ impl Validator {
         &self,
         request: Request<pb::BatchWhoAmIRequest>,
     ) -> Result<pb::BatchWhoAmIResponse> {
-        let pb::BatchWhoAmIRequest { tokens } = request.into_inner();
+        let pb::BatchWhoAmIRequest {
+            tokens,
+            required_assurance_level,
+        } = request.into_inner();
         self.context.limits.check_batch(tokens.len())?;
+        let required =
+            assurance_level_from_pb(required_assurance_level, "required_assurance_level")?;
         // Malformed tokens are answered here, before the store.
         let keys: Vec<Result<SessionKey>> = tokens
             .iter()
@@ -42,7 +47,10 @@ impl Validator {
                         .get(&key.session_id())
                         .ok_or(Error::SessionInvalid)?
                         .authenticate(&key, now)
-                        .map(pb::Session::from)
+                        .and_then(|session| {
+                            session.assurance_level.meets(required)?;
+                            Ok(pb::Session::from(session))
+                        })
                 });
                 let result = match answer {
                     Ok(session) => pb::batch_who_am_i_result::Result::Session(session),
@@ -142,7 +150,9 @@ impl Validator {
 /// (or valid) because the store was down.
 fn entry_error(error: Error) -> Result<pb::BatchError> {
     match error {
-        Error::SessionInvalid | Error::TokenRejected(_) => Ok(to_batch_error(&error)),
+        Error::SessionInvalid | Error::SessionAal2Required | Error::TokenRejected(_) => {
+            Ok(to_batch_error(&error))
+        }
         other => Err(other),
     }
 }

@@ -22,6 +22,7 @@ fn authorization(nonce: &Nonce, expires_at: Option<Timestamp>) -> Authorization 
         vec![],
         expires_at,
         "",
+        AssuranceLevel::Aal1,
     )
     .expect("valid")
 }
@@ -148,4 +149,20 @@ fn session_ids_parse_only_in_canonical_form() {
     ] {
         assert!(text.parse::<SessionId>().is_err(), "{text}");
     }
+}
+
+#[test]
+fn records_stored_before_assurance_levels_read_as_aal1() {
+    let (record, _, nonce) = pending();
+    let authorized = record
+        .authorize(&authorization(&nonce, None), &policy(), NOW)
+        .expect("authorized");
+    let mut json = serde_json::to_value(&authorized).expect("serializes");
+    json["session"]
+        .as_object_mut()
+        .expect("an object")
+        .remove("assurance_level")
+        .expect("the field is written");
+    let read: SessionRecord = serde_json::from_value(json).expect("still reads");
+    assert_eq!(read.session.assurance_level, AssuranceLevel::Aal1);
 }
