@@ -1,6 +1,9 @@
 //! Lifecycle rules beyond the basic flow: revoking all other sessions,
 //! assurance levels and step-up, the extend window, and listing by state.
 
+use std::time::Duration;
+
+use sigil_domain::{Clock, SessionPolicy};
 use sigil_proto::v1 as pb;
 use tonic::Code;
 
@@ -164,4 +167,60 @@ async fn a_session_below_the_required_level_must_step_up(h: Harness) {
         results[1].result,
         Some(pb::batch_who_am_i_result::Result::Session(_))
     ));
+}
+
+/// A policy that extends only sessions expiring within the hour.
+fn hour_window() -> SessionPolicy {
+    SessionPolicy {
+        earliest_possible_extend: Some(Duration::from_secs(3600)),
+        ..SessionPolicy::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_extend_waits_for_the_window() {
+    extend_waits_for_the_window(Harness::memory_with_policy(hour_window()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_extend_waits_for_the_window() {
+    extend_waits_for_the_window(Harness::redis_with_policy(hour_window()).await).await;
+}
+
+async fn extend_waits_for_the_window(h: Harness) {
+    let (created, session) = h.active_session("gus", &["a:read"], vec![]).await;
+    let mut issuer = h.issuer().await;
+    let extend = || {
+        admin(pb::ExtendSessionRequest {
+            session_id: created.session_id.clone(),
+            lifespan: Some(prost_types::Duration {
+                seconds: 2 * 86_400,
+                nanos: 0,
+            }),
+        })
+    };
+    // 24 hours left: too early, nothing changes, and the answer says so.
+    let early = issuer.extend_session(extend()).await.unwrap().into_inner();
+    assert!(!early.extended);
+    assert_eq!(early.session.unwrap().expires_at, session.expires_at);
+
+    // Within the last hour: extended by the lifespan asked for, from now.
+    h.clock.advance(Duration::from_secs(23 * 3600 + 60));
+    let late = issuer.extend_session(extend()).await.unwrap().into_inner();
+    assert!(late.extended);
+    let expires_at = late.session.unwrap().expires_at.unwrap();
+    let now_secs = h.clock.now().unix_ms() / 1000;
+    assert!((expires_at.seconds - now_secs - 2 * 86_400).abs() <= 1);
+
+    // Beyond the maximum lifespan is still refused, window or not.
+    let too_long = issuer
+        .extend_session(admin(pb::ExtendSessionRequest {
+            session_id: created.session_id.clone(),
+            lifespan: Some(prost_types::Duration {
+                seconds: 31 * 86_400,
+                nanos: 0,
+            }),
+        }))
+        .await;
+    assert_invalid(too_long, "lifespan");
 }

@@ -193,6 +193,10 @@ pub struct SessionPolicy {
     pub default_lifespan: Duration,
     /// The longest an authorized session may last from now.
     pub max_lifespan: Duration,
+    /// Extend only a session that expires within this long from now (Ory
+    /// Kratos' `earliest_possible_extend`); earlier calls leave it as it is.
+    /// `None`: any time.
+    pub earliest_possible_extend: Option<Duration>,
 }
 
 impl Default for SessionPolicy {
@@ -202,6 +206,7 @@ impl Default for SessionPolicy {
             max_pending_ttl: Duration::from_secs(60 * 60),
             default_lifespan: Duration::from_secs(24 * 60 * 60),
             max_lifespan: Duration::from_secs(30 * 24 * 60 * 60),
+            earliest_possible_extend: None,
         }
     }
 }
@@ -398,13 +403,16 @@ impl SessionRecord {
         Ok(next)
     }
 
-    /// The record with a later expiry. Never shortens a session.
+    /// The record with a later expiry, or `None` when the session expires
+    /// later than the policy's `earliest_possible_extend` from now, so it is
+    /// too early to extend it. Never shortens a session, never sets an
+    /// expiry beyond the maximum lifespan from now.
     pub fn extend(
         &self,
         extension: Extension,
         policy: &SessionPolicy,
         now: Timestamp,
-    ) -> Result<SessionRecord> {
+    ) -> Result<Option<SessionRecord>> {
         let lifespan = extension.lifespan.unwrap_or(policy.default_lifespan);
         if lifespan > policy.max_lifespan {
             return Err(Error::invalid(
@@ -418,9 +426,14 @@ impl SessionRecord {
         if !self.is_active(now) {
             return Err(Error::SessionNotActive);
         }
+        if let Some(window) = policy.earliest_possible_extend
+            && self.session.expires_at > now.plus(window)
+        {
+            return Ok(None);
+        }
         let mut next = self.next_revision();
         next.session.expires_at = self.session.expires_at.max(now.plus(lifespan));
-        Ok(next)
+        Ok(Some(next))
     }
 
     /// The revoked record, or `None` when it is revoked already.

@@ -106,6 +106,11 @@ pub struct SessionArgs {
     /// The longest an authorized or extended session may last from now.
     #[arg(long, env = "SIGIL_MAX_SESSION_LIFESPAN", default_value = "30days", value_parser = humantime::parse_duration)]
     pub max_session_lifespan: Duration,
+    /// Extend a session only when it expires within this long (Ory Kratos'
+    /// `earliest_possible_extend`); earlier, ExtendSession returns it
+    /// unchanged with `extended: false`. Unset: extend any time.
+    #[arg(long, env = "SIGIL_EARLIEST_POSSIBLE_EXTEND", value_parser = humantime::parse_duration)]
+    pub earliest_possible_extend: Option<Duration>,
 }
 
 /// JWT signing.
@@ -152,6 +157,7 @@ impl SessionArgs {
             max_pending_ttl: self.max_pending_ttl,
             default_lifespan: self.session_lifespan,
             max_lifespan: self.max_session_lifespan,
+            earliest_possible_extend: self.earliest_possible_extend,
         };
         if policy.default_pending_ttl < Duration::from_secs(1) {
             return Err("--pending-ttl must be at least 1s".into());

@@ -1,5 +1,7 @@
 //! Session handlers: create, authorize, get, list, extend, revoke.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::{
@@ -123,14 +125,20 @@ impl Issuer {
         let id = SessionId::parse_field(&request.session_id, "session_id")?;
         let extension = Extension::try_from(request)?;
         let policy = self.context.policy;
+        // Set by the last attempt of `update`, the one whose answer counts.
+        let extended = AtomicBool::new(false);
         let record = self
             .update(id, |record, now| {
-                record.extend(extension, &policy, now).map(Some)
+                let next = record.extend(extension, &policy, now)?;
+                extended.store(next.is_some(), Ordering::Relaxed);
+                Ok(next)
             })
             .await?;
-        tracing::info!(session_id = %id, "session extended");
+        let extended = extended.load(Ordering::Relaxed);
+        tracing::info!(session_id = %id, extended, "session extension asked");
         Ok(pb::ExtendSessionResponse {
             session: Some((&record.session).into()),
+            extended,
         })
     }
 

@@ -126,7 +126,10 @@ fn extend_never_shortens_nor_passes_the_maximum() {
         .authorize(&authorization(&nonce, None), &policy(), NOW)
         .expect("ok");
     let short = Extension::new(Some(Duration::from_secs(60))).expect("valid");
-    let same = active.extend(short, &policy(), NOW).expect("extended");
+    let same = active
+        .extend(short, &policy(), NOW)
+        .expect("allowed")
+        .expect("extended");
     assert_eq!(same.session.expires_at, active.session.expires_at);
     let too_long =
         Extension::new(Some(policy().max_lifespan + Duration::from_secs(1))).expect("valid");
@@ -134,6 +137,33 @@ fn extend_never_shortens_nor_passes_the_maximum() {
         active.extend(too_long, &policy(), NOW),
         Err(Error::InvalidField { .. })
     ));
+}
+
+#[test]
+fn extend_waits_for_the_earliest_possible_extend_window() {
+    let hour = Duration::from_secs(3600);
+    let policy = SessionPolicy {
+        earliest_possible_extend: Some(hour),
+        ..policy()
+    };
+    let (record, _, nonce) = pending();
+    // Authorized for 24 hours: expires in 24 h at NOW.
+    let active = record
+        .authorize(&authorization(&nonce, None), &policy, NOW)
+        .expect("ok");
+    let expiry = active.session.expires_at;
+    let extension = Extension::new(None).expect("valid");
+    let check = |now: Timestamp, extended: bool| {
+        let next = active.extend(extension, &policy, now).expect("allowed");
+        assert_eq!(next.is_some(), extended, "at {now}");
+        if let Some(next) = next {
+            assert_eq!(next.session.expires_at, now.plus(policy.default_lifespan));
+        }
+    };
+    check(NOW, false);
+    check(Timestamp::from_unix_ms(expiry.unix_ms() - 3_600_001), false);
+    check(Timestamp::from_unix_ms(expiry.unix_ms() - 3_600_000), true);
+    check(Timestamp::from_unix_ms(expiry.unix_ms() - 1), true);
 }
 
 #[test]
