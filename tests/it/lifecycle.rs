@@ -299,6 +299,7 @@ async fn subject_sessions_are_listed_in_pages_and_revoked_together(h: Harness) {
                 subject: "bob".into(),
                 page_size: 2,
                 page_token,
+                states: vec![],
             }))
             .await
             .unwrap()

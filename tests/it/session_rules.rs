@@ -12,6 +12,7 @@ use crate::harness::{Harness, admin, assert_error, assert_invalid};
 both_stores!(
     revoking_all_other_sessions_keeps_the_current_one,
     a_session_below_the_required_level_must_step_up,
+    page_tokens_work_only_for_their_subject_and_filter,
 );
 
 async fn revoking_all_other_sessions_keeps_the_current_one(h: Harness) {
@@ -223,4 +224,181 @@ async fn extend_waits_for_the_window(h: Harness) {
         }))
         .await;
     assert_invalid(too_long, "lifespan");
+}
+
+/// A policy that keeps revoked sessions visible for an hour.
+fn hour_retention() -> SessionPolicy {
+    SessionPolicy {
+        revoked_retention: Duration::from_secs(3600),
+        ..SessionPolicy::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_listing_filters_by_state_and_forgets_revoked_after_retention() {
+    listing_filters_by_state_and_forgets_revoked_after_retention(
+        Harness::memory_with_policy(hour_retention()).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_listing_filters_by_state_and_forgets_revoked_after_retention() {
+    listing_filters_by_state_and_forgets_revoked_after_retention(
+        Harness::redis_with_policy(hour_retention()).await,
+    )
+    .await;
+}
+
+fn list(subject: &str, states: &[pb::SessionState]) -> tonic::Request<pb::ListSessionsRequest> {
+    admin(pb::ListSessionsRequest {
+        subject: subject.into(),
+        states: states.iter().map(|state| i32::from(*state)).collect(),
+        ..Default::default()
+    })
+}
+
+async fn listing_filters_by_state_and_forgets_revoked_after_retention(h: Harness) {
+    let mut issuer = h.issuer().await;
+    // A "your devices" page: the context given at creation comes back.
+    let device = [
+        ("client_ip".to_owned(), "203.0.113.7".to_owned()),
+        ("user_agent".to_owned(), "Firefox/140".to_owned()),
+        ("device_name".to_owned(), "Ida's laptop".to_owned()),
+    ];
+    let laptop = issuer
+        .create_session(pb::CreateSessionRequest {
+            subject: "ida".into(),
+            metadata: device.clone().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    issuer
+        .authorize_session(admin(pb::AuthorizeSessionRequest {
+            nonce: laptop.nonce,
+            permissions: vec!["a:read".into()],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_millis(5));
+    let (revoked, _) = h.active_session("ida", &["a:read"], vec![]).await;
+    h.issuer()
+        .await
+        .revoke_session(admin(pb::RevokeSessionRequest {
+            session_id: revoked.session_id.clone(),
+        }))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_millis(5));
+    let pending = issuer
+        .create_session(pb::CreateSessionRequest {
+            subject: "ida".into(),
+            pending_ttl: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let ids = |response: pb::ListSessionsResponse| -> Vec<String> {
+        response
+            .sessions
+            .into_iter()
+            .map(|session| session.id)
+            .collect()
+    };
+    use pb::SessionState::{Active, Pending, Revoked};
+    let all = issuer
+        .list_sessions(list("ida", &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.sessions[0].metadata, device.into());
+    assert_eq!(
+        ids(all),
+        [
+            laptop.session_id.clone(),
+            revoked.session_id.clone(),
+            pending.session_id.clone()
+        ]
+    );
+    for (states, expected) in [
+        (vec![Active], vec![laptop.session_id.clone()]),
+        (vec![Pending], vec![pending.session_id.clone()]),
+        (vec![Revoked], vec![revoked.session_id.clone()]),
+        (
+            vec![Revoked, Active],
+            vec![laptop.session_id.clone(), revoked.session_id.clone()],
+        ),
+    ] {
+        let listed = issuer.list_sessions(list("ida", &states)).await.unwrap();
+        assert_eq!(ids(listed.into_inner()), expected, "{states:?}");
+    }
+    let mut unspecified = list("ida", &[Active]);
+    unspecified.get_mut().states.push(0);
+    assert_invalid(issuer.list_sessions(unspecified).await, "states[1]");
+
+    // After the retention the revoked session is gone; the others stay.
+    h.clock.advance(Duration::from_secs(3600));
+    let listed = issuer.list_sessions(list("ida", &[])).await.unwrap();
+    assert_eq!(ids(listed.into_inner()), vec![laptop.session_id]);
+    let gone = issuer
+        .get_session(admin(pb::GetSessionRequest {
+            session_id: revoked.session_id,
+        }))
+        .await;
+    assert_error(gone, Code::NotFound, "SESSION_NOT_FOUND");
+}
+
+async fn page_tokens_work_only_for_their_subject_and_filter(h: Harness) {
+    for subject in ["jo", "jo", "kim", "kim"] {
+        h.active_session(subject, &["a:read"], vec![]).await;
+    }
+    let mut issuer = h.issuer().await;
+    let mut first = list("jo", &[]);
+    first.get_mut().page_size = 1;
+    let page = issuer.list_sessions(first).await.unwrap().into_inner();
+    assert_eq!(page.sessions.len(), 1);
+    let token = page.next_page_token;
+    assert!(!token.is_empty());
+    assert!(!token.contains("sess_"), "the cursor is not readable");
+
+    let next = |subject: &str, states: &[pb::SessionState], token: &str| {
+        let mut request = list(subject, states);
+        request.get_mut().page_token = token.into();
+        request
+    };
+    let second = issuer
+        .list_sessions(next("jo", &[], &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.sessions.len(), 1);
+    assert_eq!(second.sessions[0].subject, "jo");
+
+    // Replayed for another subject or another filter, or edited: refused.
+    assert_invalid(
+        issuer.list_sessions(next("kim", &[], &token)).await,
+        "page_token",
+    );
+    assert_invalid(
+        issuer
+            .list_sessions(next("jo", &[pb::SessionState::Active], &token))
+            .await,
+        "page_token",
+    );
+    let mut edited = token.clone().into_bytes();
+    let last = edited.len() - 1;
+    edited[last] = if edited[last] == b'A' { b'B' } else { b'A' };
+    let edited = String::from_utf8(edited).unwrap();
+    assert_invalid(
+        issuer.list_sessions(next("jo", &[], &edited)).await,
+        "page_token",
+    );
 }

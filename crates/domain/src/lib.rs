@@ -11,6 +11,7 @@ mod api_token;
 mod assurance;
 mod error;
 mod field;
+mod page_token;
 mod secret;
 mod session;
 mod time;
@@ -24,6 +25,7 @@ pub use api_token::{
 pub use assurance::AssuranceLevel;
 pub use error::{Error, Result, TokenRejection};
 pub use field::FieldPath;
+pub use page_token::PageTokenKey;
 pub use secret::{AdminKey, Nonce, SecretHash, SessionKey};
 pub use session::{
     Authorization, Extension, NewSession, Session, SessionId, SessionPolicy, SessionRecord,

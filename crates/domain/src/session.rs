@@ -180,6 +180,10 @@ pub struct SessionRecord {
     pub key_hash: SecretHash,
     /// Hash of the nonce's secret while the nonce is unused.
     pub nonce_hash: Option<SecretHash>,
+    /// For a revoked session: when the store may forget it, if before its
+    /// expiry. Absent in records written before retention existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<Timestamp>,
 }
 
 /// Lifetimes the operator configures.
@@ -197,6 +201,9 @@ pub struct SessionPolicy {
     /// Kratos' `earliest_possible_extend`); earlier calls leave it as it is.
     /// `None`: any time.
     pub earliest_possible_extend: Option<Duration>,
+    /// How long a revoked session stays visible to admins (GetSession,
+    /// ListSessions) after its revocation, at most until its expiry.
+    pub revoked_retention: Duration,
 }
 
 impl Default for SessionPolicy {
@@ -207,6 +214,7 @@ impl Default for SessionPolicy {
             default_lifespan: Duration::from_secs(24 * 60 * 60),
             max_lifespan: Duration::from_secs(30 * 24 * 60 * 60),
             earliest_possible_extend: None,
+            revoked_retention: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -279,6 +287,7 @@ impl NewSession {
         let nonce = Nonce::generate(id, rng);
         let record = SessionRecord {
             revision: 1,
+            retain_until: None,
             key_hash: key.hash(),
             nonce_hash: Some(nonce.hash()),
             session: Session {
@@ -436,8 +445,9 @@ impl SessionRecord {
         Ok(Some(next))
     }
 
-    /// The revoked record, or `None` when it is revoked already.
-    pub fn revoke(&self, now: Timestamp) -> Option<SessionRecord> {
+    /// The revoked record, kept for the policy's `revoked_retention`, or
+    /// `None` when it is revoked already.
+    pub fn revoke(&self, policy: &SessionPolicy, now: Timestamp) -> Option<SessionRecord> {
         if self.session.state == SessionState::Revoked {
             return None;
         }
@@ -445,6 +455,7 @@ impl SessionRecord {
         next.nonce_hash = None;
         next.session.state = SessionState::Revoked;
         next.session.revoked_at = Some(now);
+        next.retain_until = Some(now.plus(policy.revoked_retention));
         Some(next)
     }
 
@@ -466,9 +477,13 @@ impl SessionRecord {
         self.session.state == SessionState::Active && self.session.expires_at > now
     }
 
-    /// When the store may forget the record.
+    /// When the store may forget the record: at expiry, or sooner once a
+    /// revoked session's retention is over.
     pub fn evict_at(&self) -> Timestamp {
-        self.session.expires_at
+        match self.retain_until {
+            Some(until) => until.min(self.session.expires_at),
+            None => self.session.expires_at,
+        }
     }
 
     fn next_revision(&self) -> SessionRecord {

@@ -88,6 +88,32 @@ impl From<AssuranceLevel> for pb::AssuranceLevel {
     }
 }
 
+/// A list filter of session states at `field`, each state once, in
+/// lifecycle order. UNSPECIFIED or an unknown number is INVALID_ARGUMENT
+/// naming the entry.
+pub fn session_states_from_pb(states: &[i32], field: &str) -> Result<Vec<SessionState>> {
+    let field = FieldPath::from(field);
+    let mut parsed = Vec::with_capacity(states.len());
+    for (index, state) in states.iter().enumerate() {
+        let state = match pb::SessionState::try_from(*state) {
+            Ok(pb::SessionState::Pending) => SessionState::Pending,
+            Ok(pb::SessionState::Active) => SessionState::Active,
+            Ok(pb::SessionState::Revoked) => SessionState::Revoked,
+            Ok(pb::SessionState::Unspecified) | Err(_) => {
+                return Err(Error::invalid(
+                    field.at(index),
+                    "must be PENDING, ACTIVE or REVOKED",
+                ));
+            }
+        };
+        if !parsed.contains(&state) {
+            parsed.push(state);
+        }
+    }
+    parsed.sort_by_key(|state| pb::SessionState::from(*state) as i32);
+    Ok(parsed)
+}
+
 /// A wire assurance level at `field`: `None` for UNSPECIFIED,
 /// INVALID_ARGUMENT for a number that names no level.
 pub fn assurance_level_from_pb(level: i32, field: &str) -> Result<Option<AssuranceLevel>> {

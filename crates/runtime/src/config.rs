@@ -111,6 +111,10 @@ pub struct SessionArgs {
     /// unchanged with `extended: false`. Unset: extend any time.
     #[arg(long, env = "SIGIL_EARLIEST_POSSIBLE_EXTEND", value_parser = humantime::parse_duration)]
     pub earliest_possible_extend: Option<Duration>,
+    /// How long a revoked session stays visible to GetSession and
+    /// ListSessions after its revocation (at most until its expiry).
+    #[arg(long, env = "SIGIL_REVOKED_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub revoked_retention: Duration,
 }
 
 /// JWT signing.
@@ -158,6 +162,7 @@ impl SessionArgs {
             default_lifespan: self.session_lifespan,
             max_lifespan: self.max_session_lifespan,
             earliest_possible_extend: self.earliest_possible_extend,
+            revoked_retention: self.revoked_retention,
         };
         if policy.default_pending_ttl < Duration::from_secs(1) {
             return Err("--pending-ttl must be at least 1s".into());

@@ -107,10 +107,10 @@ fn sessions_expire_and_revoke() {
             .authenticate(&key, expiry.plus(Duration::from_millis(0)))
             .is_err()
     );
-    let revoked = active.revoke(NOW).expect("revoked");
+    let revoked = active.revoke(&policy(), NOW).expect("revoked");
     assert!(revoked.authenticate(&key, NOW).is_err());
     assert!(
-        revoked.revoke(NOW).is_none(),
+        revoked.revoke(&policy(), NOW).is_none(),
         "revoking twice changes nothing"
     );
     assert!(matches!(
@@ -195,4 +195,27 @@ fn records_stored_before_assurance_levels_read_as_aal1() {
         .expect("the field is written");
     let read: SessionRecord = serde_json::from_value(json).expect("still reads");
     assert_eq!(read.session.assurance_level, AssuranceLevel::Aal1);
+}
+
+#[test]
+fn a_revoked_session_is_kept_for_the_retention_at_most_until_expiry() {
+    let (record, _, nonce) = pending();
+    let active = record
+        .authorize(&authorization(&nonce, None), &policy(), NOW)
+        .expect("ok");
+    let expiry = active.session.expires_at;
+    assert_eq!(active.evict_at(), expiry);
+    let hour = Duration::from_secs(3600);
+    let short = SessionPolicy {
+        revoked_retention: hour,
+        ..policy()
+    };
+    let revoked = active.revoke(&short, NOW).expect("revoked");
+    assert_eq!(revoked.evict_at(), NOW.plus(hour));
+    let long = SessionPolicy {
+        revoked_retention: Duration::from_secs(90 * 24 * 3600),
+        ..policy()
+    };
+    let revoked = active.revoke(&long, NOW).expect("revoked");
+    assert_eq!(revoked.evict_at(), expiry);
 }
