@@ -322,3 +322,38 @@ async fn batch_verify_tokens_reads_sessions_only_when_asked() {
     assert_eq!(calls_of(&mut redis, "hget").await - hgets, 1 + 3);
     assert_eq!(commands_run(&mut redis).await - before, 1 + 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_down_fails_the_whole_batch_never_one_entry() {
+    let mut h = Harness::redis().await;
+    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
+    let (alice_key, _) = alice(&h).await;
+    let jwt = token(&h, &alice_key, "orders").await.jwt;
+    let mut validator = h.validator().await;
+    // Warm the key cache, so only the store is missing below.
+    validator
+        .batch_verify_tokens(pb::BatchVerifyTokensRequest {
+            jwts: vec![jwt.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    h.redis.as_mut().unwrap().stop();
+
+    let result = validator
+        .batch_who_am_i(pb::BatchWhoAmIRequest {
+            tokens: vec![alice_key, "garbage".into()],
+            ..Default::default()
+        })
+        .await;
+    assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
+    let result = validator
+        .batch_verify_tokens(pb::BatchVerifyTokensRequest {
+            jwts: vec![jwt, "not.a.jwt".into()],
+            check_session: true,
+            ..Default::default()
+        })
+        .await;
+    assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
+}

@@ -83,6 +83,26 @@ async fn session_at(
 }
 
 async fn a_session_below_the_required_level_must_step_up(h: Harness) {
+    // A level that names none is refused before the nonce is touched.
+    let created = h
+        .issuer()
+        .await
+        .create_session(pb::CreateSessionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let bad = h
+        .issuer()
+        .await
+        .authorize_session(admin(pb::AuthorizeSessionRequest {
+            nonce: created.nonce,
+            permissions: vec!["a:read".into()],
+            assurance_level: 7,
+            ..Default::default()
+        }))
+        .await;
+    assert_invalid(bad, "assurance_level");
+
     let (one_factor, session) = session_at(&h, "fay", pb::AssuranceLevel::Unspecified).await;
     assert_eq!(session.assurance_level(), pb::AssuranceLevel::Aal1);
     let (two_factors, session) = session_at(&h, "fay", pb::AssuranceLevel::Aal2).await;
