@@ -84,6 +84,7 @@ async fn assert_every_admin_call_refused(h: &Harness, key: Option<&str>, reason:
         .revoke_subject_sessions(request(
             pb::RevokeSubjectSessionsRequest {
                 subject: "dave".into(),
+                except_session_id: String::new(),
             },
             key,
         ))
@@ -97,6 +98,7 @@ async fn assert_every_admin_call_refused(h: &Harness, key: Option<&str>, reason:
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key,
+            ..Default::default()
         })
         .await;
     assert!(who.is_ok());

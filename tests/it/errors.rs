@@ -275,6 +275,7 @@ async fn malformed_check_access_names_the_field(h: Harness) {
                 session_token: created.session_key.clone(),
                 permission: permission.into(),
                 resource: resource.into(),
+                ..Default::default()
             })
             .await;
         assert_invalid(result, field);
@@ -297,6 +298,7 @@ async fn oversized_request_is_resource_exhausted(h: Harness) {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: "x".repeat(limit + 1),
+            ..Default::default()
         })
         .await;
     assert_error(result, Code::ResourceExhausted, "REQUEST_TOO_LARGE");

@@ -37,7 +37,7 @@ async fn recovered(validator: &ValidatorServiceClient<Channel>, token: &str) {
 fn who(token: &str) -> pb::WhoAmIRequest {
     pb::WhoAmIRequest {
         session_token: token.into(),
-        tokenize_as: String::new(),
+        ..Default::default()
     }
 }
 

@@ -267,6 +267,31 @@ impl Harness {
         Harness::start(store, clock, None, Limits::default()).await
     }
 
+    /// Services over the in-memory store, with this session policy.
+    pub async fn memory_with_policy(policy: SessionPolicy) -> Harness {
+        let clock = start_clock();
+        let store = Arc::new(MemoryStore::new(clock.clone()));
+        Harness::start_with(store, clock, None, Limits::default(), policy).await
+    }
+
+    /// Services over a fresh `redis-server`, with this session policy.
+    pub async fn redis_with_policy(policy: SessionPolicy) -> Harness {
+        let redis = RedisServer::start().await;
+        let store = RedisStore::new(&RedisConfig {
+            url: redis.url(),
+            timeout: Duration::from_millis(500),
+        })
+        .expect("valid url");
+        Harness::start_with(
+            Arc::new(store),
+            start_clock(),
+            Some(redis),
+            Limits::default(),
+            policy,
+        )
+        .await
+    }
+
     /// Services over a fresh `redis-server`.
     pub async fn redis() -> Harness {
         Harness::redis_with(Limits::default()).await
@@ -302,7 +327,16 @@ impl Harness {
         redis: Option<RedisServer>,
         limits: Limits,
     ) -> Harness {
-        let policy = SessionPolicy::default();
+        Harness::start_with(store, clock, redis, limits, SessionPolicy::default()).await
+    }
+
+    async fn start_with<S: SessionStore + ApiTokenStore + JwtStore>(
+        store: Arc<S>,
+        clock: Arc<ManualClock>,
+        redis: Option<RedisServer>,
+        limits: Limits,
+        policy: SessionPolicy,
+    ) -> Harness {
         let context = Context {
             store: store.clone(),
             api_tokens: store.clone(),

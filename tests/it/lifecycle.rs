@@ -61,6 +61,7 @@ async fn whole_flow_ends_unauthenticated_after_revoke(h: Harness) {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -86,6 +87,7 @@ async fn whole_flow_ends_unauthenticated_after_revoke(h: Harness) {
             session_token: created.session_key.clone(),
             permission: "token:reveal".into(),
             resource: "tokens/pci/4111".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -125,6 +127,7 @@ async fn whole_flow_ends_unauthenticated_after_revoke(h: Harness) {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key.clone(),
+            ..Default::default()
         })
         .await;
     assert_error(result, Code::Unauthenticated, "SESSION_INVALID");
@@ -133,6 +136,7 @@ async fn whole_flow_ends_unauthenticated_after_revoke(h: Harness) {
             session_token: created.session_key,
             permission: "token:read".into(),
             resource: String::new(),
+            ..Default::default()
         })
         .await;
     assert_error(result, Code::Unauthenticated, "SESSION_INVALID");
@@ -164,6 +168,7 @@ async fn pending_session_grants_nothing(h: Harness) {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key,
+            ..Default::default()
         })
         .await;
     assert_error(result, Code::Unauthenticated, "SESSION_INVALID");
@@ -175,6 +180,7 @@ async fn expired_session_is_unauthenticated(h: Harness) {
     let who = |token: String| pb::WhoAmIRequest {
         tokenize_as: String::new(),
         session_token: token,
+        ..Default::default()
     };
     assert!(
         validator
@@ -226,6 +232,7 @@ async fn extend_moves_expiry_later_and_never_shortens(h: Harness) {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key,
+            ..Default::default()
         })
         .await;
     assert!(who.is_ok());
@@ -292,6 +299,7 @@ async fn subject_sessions_are_listed_in_pages_and_revoked_together(h: Harness) {
                 subject: "bob".into(),
                 page_size: 2,
                 page_token,
+                states: vec![],
             }))
             .await
             .unwrap()
@@ -318,6 +326,7 @@ async fn subject_sessions_are_listed_in_pages_and_revoked_together(h: Harness) {
     let revoke = || {
         admin(pb::RevokeSubjectSessionsRequest {
             subject: "bob".into(),
+            except_session_id: String::new(),
         })
     };
     let revoked = issuer
@@ -339,6 +348,7 @@ async fn subject_sessions_are_listed_in_pages_and_revoked_together(h: Harness) {
             .who_am_i(pb::WhoAmIRequest {
                 session_token: key,
                 tokenize_as: String::new(),
+                ..Default::default()
             })
             .await;
         assert_error(result, Code::Unauthenticated, "SESSION_INVALID");
@@ -347,6 +357,7 @@ async fn subject_sessions_are_listed_in_pages_and_revoked_together(h: Harness) {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: carol.session_key,
+            ..Default::default()
         })
         .await;
     assert!(carol_still.is_ok());

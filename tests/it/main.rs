@@ -32,6 +32,7 @@ macro_rules! both_stores {
 
 mod abuse;
 mod admin;
+mod batch;
 mod edge;
 mod errors;
 mod faults;
@@ -42,6 +43,7 @@ mod metrics;
 mod nonce;
 mod outage;
 mod reflection;
+mod session_rules;
 mod shutdown;
 mod storage;
 mod validator;

@@ -63,6 +63,7 @@ async fn metrics_count_calls_codes_and_sessions() {
         .who_am_i(pb::WhoAmIRequest {
             session_token: "sigil_sk_nope".into(),
             tokenize_as: String::new(),
+            ..Default::default()
         })
         .await;
     assert!(refused.is_err());

@@ -36,6 +36,7 @@ async fn redis_outage_is_unavailable_then_recovers_without_restart() {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key.clone(),
+            ..Default::default()
         })
         .await;
     let status = assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
@@ -71,6 +72,7 @@ async fn redis_outage_is_unavailable_then_recovers_without_restart() {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key,
+            ..Default::default()
         })
         .await;
     assert_error(result, Code::Unauthenticated, "SESSION_INVALID");
@@ -79,6 +81,7 @@ async fn redis_outage_is_unavailable_then_recovers_without_restart() {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: again.session_key,
+            ..Default::default()
         })
         .await;
     assert!(who.is_ok());

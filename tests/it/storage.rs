@@ -126,6 +126,7 @@ async fn who_am_i_and_check_access_cost_one_redis_command() {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_key.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -137,6 +138,7 @@ async fn who_am_i_and_check_access_cost_one_redis_command() {
             session_token: created.session_key,
             permission: "token:read".into(),
             resource: "tokens/1".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -148,6 +150,7 @@ async fn who_am_i_and_check_access_cost_one_redis_command() {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: "sigil_sk_forged".into(),
+            ..Default::default()
         })
         .await;
     assert!(refused.is_err());

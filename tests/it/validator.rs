@@ -50,6 +50,7 @@ async fn check_access_follows_permissions_then_the_deciding_rule(h: Harness) {
                 session_token: created.session_key.clone(),
                 permission: permission.into(),
                 resource: resource.into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -78,6 +79,7 @@ async fn session_id_is_not_a_session_key(h: Harness) {
         .who_am_i(pb::WhoAmIRequest {
             tokenize_as: String::new(),
             session_token: created.session_id,
+            ..Default::default()
         })
         .await;
     assert_error(result, Code::Unauthenticated, "SESSION_INVALID");
@@ -112,6 +114,7 @@ async fn malformed_unknown_and_absent_tokens_are_unauthenticated(h: Harness) {
             .who_am_i(pb::WhoAmIRequest {
                 tokenize_as: String::new(),
                 session_token: token.clone(),
+                ..Default::default()
             })
             .await;
         let status = assert_error(result, Code::Unauthenticated, "SESSION_INVALID");

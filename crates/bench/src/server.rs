@@ -343,12 +343,15 @@ fn common_args(redis_url: Option<String>, admin_key: &str) -> CommonArgs {
             max_pending_ttl: Duration::from_secs(3600),
             session_lifespan: Duration::from_secs(24 * 3600),
             max_session_lifespan: Duration::from_secs(30 * 24 * 3600),
+            earliest_possible_extend: None,
+            revoked_retention: Duration::from_secs(24 * 3600),
         },
         jwt: JwtArgs {
             master_key: None,
             max_token_lifetime: Duration::from_secs(3600),
         },
         max_request_bytes: 100 * 1024,
+        max_batch_size: 1000,
         max_concurrent_requests: 4096,
         max_request_time: Duration::from_secs(10),
         // The benchmark creates sessions as fast as it can on purpose.

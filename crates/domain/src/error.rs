@@ -32,6 +32,12 @@ pub enum Error {
     /// The call's deadline (the caller's or the server's) passed.
     #[error("deadline exceeded")]
     DeadlineExceeded,
+    /// A batch holds more entries than the configured maximum.
+    #[error("batch of more than {limit} entries")]
+    BatchTooLarge {
+        /// The maximum in force.
+        limit: usize,
+    },
     /// An admin call came without an admin key.
     #[error("admin key required")]
     AdminKeyMissing,
@@ -42,6 +48,11 @@ pub enum Error {
     /// revoked. Which one is deliberately not said.
     #[error("session token invalid")]
     SessionInvalid,
+    /// The session is valid but its assurance level is below the one the
+    /// call requires: the holder must step up to AAL2 (as Kratos'
+    /// `session_aal2_required`).
+    #[error("session must be at assurance level AAL2")]
+    SessionAal2Required,
     /// A nonce is unknown, already used, or expired.
     #[error("nonce not found")]
     NonceNotFound,

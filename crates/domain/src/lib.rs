@@ -8,8 +8,10 @@
 
 mod access;
 mod api_token;
+mod assurance;
 mod error;
 mod field;
+mod page_token;
 mod secret;
 mod session;
 mod time;
@@ -23,8 +25,10 @@ pub use api_token::{
     Environment, MAX_API_TOKEN_LEN, MAX_PROJECTS, NewApiToken, PresentedApiToken, ProjectName,
     Projects, parse_batch,
 };
+pub use assurance::AssuranceLevel;
 pub use error::{Error, Result, TokenRejection};
 pub use field::FieldPath;
+pub use page_token::PageTokenKey;
 pub use secret::{AdminKey, Nonce, SecretHash, SessionKey};
 pub use session::{
     Authorization, Extension, NewSession, Session, SessionId, SessionPolicy, SessionRecord,

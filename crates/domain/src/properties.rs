@@ -8,8 +8,8 @@ use getrandom::{SysRng, rand_core::UnwrapErr};
 use proptest::prelude::*;
 
 use crate::{
-    AccessDecision, AccessRule, Authorization, Extension, FieldPath, NewSession, Nonce, Permission,
-    SessionId, SessionKey, SessionPolicy, Timestamp,
+    AccessDecision, AccessRule, AssuranceLevel, Authorization, Extension, FieldPath, NewSession,
+    Nonce, Permission, SessionId, SessionKey, SessionPolicy, Timestamp,
 };
 
 const NOW: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
@@ -40,7 +40,7 @@ proptest! {
             .expect("valid")
             .issue(&SessionPolicy::default(), NOW, &mut UnwrapErr(SysRng))
             .expect("issued");
-        let authorization = Authorization::new(&nonce.expose(), &["p".into()], vec![], None, "")
+        let authorization = Authorization::new(&nonce.expose(), &["p".into()], vec![], None, "", AssuranceLevel::Aal1)
             .expect("valid");
         let active = record.authorize(&authorization, &SessionPolicy::default(), NOW).expect("authorized");
         let mut text = key.expose().into_bytes();
@@ -59,14 +59,14 @@ proptest! {
             .expect("valid")
             .issue(&policy, NOW, &mut UnwrapErr(SysRng))
             .expect("issued");
-        let authorization = Authorization::new(&nonce.expose(), &["p".into()], vec![], None, "")
+        let authorization = Authorization::new(&nonce.expose(), &["p".into()], vec![], None, "", AssuranceLevel::Aal1)
             .expect("valid");
         let mut record = record.authorize(&authorization, &policy, NOW).expect("authorized");
         let mut now = NOW;
         for (wait, lifespan) in steps {
             now = now.plus(Duration::from_secs(wait));
             let extension = Extension::new(Some(Duration::from_secs(lifespan))).expect("positive");
-            if let Ok(next) = record.extend(extension, &policy, now) {
+            if let Ok(Some(next)) = record.extend(extension, &policy, now) {
                 record = next;
             }
             prop_assert!(record.session.expires_at <= now.plus(policy.max_lifespan));

@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{AccessRule, Error, Nonce, Permission, Result, SecretHash, SessionKey, Timestamp};
+use crate::{
+    AccessRule, AssuranceLevel, Error, Nonce, Permission, Result, SecretHash, SessionKey, Timestamp,
+};
 
 /// Most metadata entries on one session.
 pub const MAX_METADATA_ENTRIES: usize = 32;
@@ -159,6 +161,10 @@ pub struct Session {
     pub expires_at: Timestamp,
     /// When it was revoked.
     pub revoked_at: Option<Timestamp>,
+    /// How strongly its holder authenticated; AAL1 for records written
+    /// before levels existed.
+    #[serde(default)]
+    pub assurance_level: AssuranceLevel,
 }
 
 /// A session as the store keeps it: the session, the hashes of its secrets,
@@ -174,6 +180,10 @@ pub struct SessionRecord {
     pub key_hash: SecretHash,
     /// Hash of the nonce's secret while the nonce is unused.
     pub nonce_hash: Option<SecretHash>,
+    /// For a revoked session: when the store may forget it, if before its
+    /// expiry. Absent in records written before retention existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<Timestamp>,
 }
 
 /// Lifetimes the operator configures.
@@ -187,6 +197,13 @@ pub struct SessionPolicy {
     pub default_lifespan: Duration,
     /// The longest an authorized session may last from now.
     pub max_lifespan: Duration,
+    /// Extend only a session that expires within this long from now (Ory
+    /// Kratos' `earliest_possible_extend`); earlier calls leave it as it is.
+    /// `None`: any time.
+    pub earliest_possible_extend: Option<Duration>,
+    /// How long a revoked session stays visible to admins (GetSession,
+    /// ListSessions) after its revocation, at most until its expiry.
+    pub revoked_retention: Duration,
 }
 
 impl Default for SessionPolicy {
@@ -196,6 +213,8 @@ impl Default for SessionPolicy {
             max_pending_ttl: Duration::from_secs(60 * 60),
             default_lifespan: Duration::from_secs(24 * 60 * 60),
             max_lifespan: Duration::from_secs(30 * 24 * 60 * 60),
+            earliest_possible_extend: None,
+            revoked_retention: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -268,6 +287,7 @@ impl NewSession {
         let nonce = Nonce::generate(id, rng);
         let record = SessionRecord {
             revision: 1,
+            retain_until: None,
             key_hash: key.hash(),
             nonce_hash: Some(nonce.hash()),
             session: Session {
@@ -281,6 +301,7 @@ impl NewSession {
                 authorized_at: None,
                 expires_at: now.plus(pending_ttl),
                 revoked_at: None,
+                assurance_level: AssuranceLevel::Aal1,
             },
         };
         Ok((record, key, nonce))
@@ -296,6 +317,7 @@ pub struct Authorization {
     rules: Vec<AccessRule>,
     expires_at: Option<Timestamp>,
     subject: Option<Subject>,
+    assurance_level: AssuranceLevel,
 }
 
 impl Authorization {
@@ -306,6 +328,7 @@ impl Authorization {
         rules: Vec<AccessRule>,
         expires_at: Option<Timestamp>,
         subject: &str,
+        assurance_level: AssuranceLevel,
     ) -> Result<Self> {
         let permissions = Permission::parse_list(permissions, &"permissions".into())?;
         let rules = AccessRule::into_evaluation_order(rules, &"rules".into())?;
@@ -323,6 +346,7 @@ impl Authorization {
             rules,
             expires_at,
             subject,
+            assurance_level,
         })
     }
 }
@@ -381,19 +405,23 @@ impl SessionRecord {
         next.session.rules = authorization.rules.clone();
         next.session.authorized_at = Some(now);
         next.session.expires_at = expires_at;
+        next.session.assurance_level = authorization.assurance_level;
         if let Some(subject) = &authorization.subject {
             next.session.subject = Some(subject.clone());
         }
         Ok(next)
     }
 
-    /// The record with a later expiry. Never shortens a session.
+    /// The record with a later expiry, or `None` when the session expires
+    /// later than the policy's `earliest_possible_extend` from now, so it is
+    /// too early to extend it. Never shortens a session, never sets an
+    /// expiry beyond the maximum lifespan from now.
     pub fn extend(
         &self,
         extension: Extension,
         policy: &SessionPolicy,
         now: Timestamp,
-    ) -> Result<SessionRecord> {
+    ) -> Result<Option<SessionRecord>> {
         let lifespan = extension.lifespan.unwrap_or(policy.default_lifespan);
         if lifespan > policy.max_lifespan {
             return Err(Error::invalid(
@@ -407,13 +435,19 @@ impl SessionRecord {
         if !self.is_active(now) {
             return Err(Error::SessionNotActive);
         }
+        if let Some(window) = policy.earliest_possible_extend
+            && self.session.expires_at > now.plus(window)
+        {
+            return Ok(None);
+        }
         let mut next = self.next_revision();
         next.session.expires_at = self.session.expires_at.max(now.plus(lifespan));
-        Ok(next)
+        Ok(Some(next))
     }
 
-    /// The revoked record, or `None` when it is revoked already.
-    pub fn revoke(&self, now: Timestamp) -> Option<SessionRecord> {
+    /// The revoked record, kept for the policy's `revoked_retention`, or
+    /// `None` when it is revoked already.
+    pub fn revoke(&self, policy: &SessionPolicy, now: Timestamp) -> Option<SessionRecord> {
         if self.session.state == SessionState::Revoked {
             return None;
         }
@@ -421,6 +455,7 @@ impl SessionRecord {
         next.nonce_hash = None;
         next.session.state = SessionState::Revoked;
         next.session.revoked_at = Some(now);
+        next.retain_until = Some(now.plus(policy.revoked_retention));
         Some(next)
     }
 
@@ -442,9 +477,13 @@ impl SessionRecord {
         self.session.state == SessionState::Active && self.session.expires_at > now
     }
 
-    /// When the store may forget the record.
+    /// When the store may forget the record: at expiry, or sooner once a
+    /// revoked session's retention is over.
     pub fn evict_at(&self) -> Timestamp {
-        self.session.expires_at
+        match self.retain_until {
+            Some(until) => until.min(self.session.expires_at),
+            None => self.session.expires_at,
+        }
     }
 
     fn next_revision(&self) -> SessionRecord {

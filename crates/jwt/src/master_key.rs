@@ -33,6 +33,17 @@ impl MasterKey {
         MasterKey(bytes)
     }
 
+    /// A key for `purpose` derived from this one (HMAC-SHA256 of the purpose
+    /// under the master key), so every process with the same master key
+    /// derives the same key, and the master key itself is used for one job.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        let tag = aws_lc_rs::hmac::sign(&key, purpose.as_bytes());
+        let mut derived = [0u8; 32];
+        derived.copy_from_slice(tag.as_ref());
+        derived
+    }
+
     /// The key in standard base64, to print once.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0)

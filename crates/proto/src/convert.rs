@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use sigil_domain::{
-    AccessDecision, AccessRule, Authorization, Error, Extension, FieldPath, NewSession, Result,
-    Session, SessionState, Timestamp,
+    AccessDecision, AccessRule, AssuranceLevel, Authorization, Error, Extension, FieldPath,
+    NewSession, Result, Session, SessionState, Timestamp,
 };
 
 use crate::v1 as pb;
@@ -74,7 +74,54 @@ impl From<&Session> for pb::Session {
             authorized_at: session.authorized_at.map(timestamp_to_pb),
             expires_at: Some(timestamp_to_pb(session.expires_at)),
             revoked_at: session.revoked_at.map(timestamp_to_pb),
+            assurance_level: pb::AssuranceLevel::from(session.assurance_level).into(),
         }
+    }
+}
+
+impl From<AssuranceLevel> for pb::AssuranceLevel {
+    fn from(level: AssuranceLevel) -> Self {
+        match level {
+            AssuranceLevel::Aal1 => pb::AssuranceLevel::Aal1,
+            AssuranceLevel::Aal2 => pb::AssuranceLevel::Aal2,
+        }
+    }
+}
+
+/// A list filter of session states at `field`, each state once, in
+/// lifecycle order. UNSPECIFIED or an unknown number is INVALID_ARGUMENT
+/// naming the entry.
+pub fn session_states_from_pb(states: &[i32], field: &str) -> Result<Vec<SessionState>> {
+    let field = FieldPath::from(field);
+    let mut parsed = Vec::with_capacity(states.len());
+    for (index, state) in states.iter().enumerate() {
+        let state = match pb::SessionState::try_from(*state) {
+            Ok(pb::SessionState::Pending) => SessionState::Pending,
+            Ok(pb::SessionState::Active) => SessionState::Active,
+            Ok(pb::SessionState::Revoked) => SessionState::Revoked,
+            Ok(pb::SessionState::Unspecified) | Err(_) => {
+                return Err(Error::invalid(
+                    field.at(index),
+                    "must be PENDING, ACTIVE or REVOKED",
+                ));
+            }
+        };
+        if !parsed.contains(&state) {
+            parsed.push(state);
+        }
+    }
+    parsed.sort_by_key(|state| pb::SessionState::from(*state) as i32);
+    Ok(parsed)
+}
+
+/// A wire assurance level at `field`: `None` for UNSPECIFIED,
+/// INVALID_ARGUMENT for a number that names no level.
+pub fn assurance_level_from_pb(level: i32, field: &str) -> Result<Option<AssuranceLevel>> {
+    match pb::AssuranceLevel::try_from(level) {
+        Ok(pb::AssuranceLevel::Unspecified) => Ok(None),
+        Ok(pb::AssuranceLevel::Aal1) => Ok(Some(AssuranceLevel::Aal1)),
+        Ok(pb::AssuranceLevel::Aal2) => Ok(Some(AssuranceLevel::Aal2)),
+        Err(_) => Err(Error::invalid(field, "is not an assurance level")),
     }
 }
 
@@ -140,7 +187,12 @@ impl TryFrom<pb::AuthorizeSessionRequest> for Authorization {
             rules,
             expires_at,
             subject,
+            assurance_level,
         } = request;
+        // Unspecified is AAL1: a backend that knows nothing of levels
+        // authorizes with one factor.
+        let assurance_level =
+            assurance_level_from_pb(assurance_level, "assurance_level")?.unwrap_or_default();
         let rules_field = FieldPath::from("rules");
         let rules = rules
             .into_iter()
@@ -150,7 +202,14 @@ impl TryFrom<pb::AuthorizeSessionRequest> for Authorization {
         let expires_at = expires_at
             .map(|at| timestamp_from_pb(at, "expires_at"))
             .transpose()?;
-        Authorization::new(&nonce, &permissions, rules, expires_at, &subject)
+        Authorization::new(
+            &nonce,
+            &permissions,
+            rules,
+            expires_at,
+            &subject,
+            assurance_level,
+        )
     }
 }
 

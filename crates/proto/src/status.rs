@@ -24,6 +24,18 @@ pub fn to_status(error: Error) -> Status {
     Status::with_error_details(code, error.to_string(), details)
 }
 
+/// What the single call would have answered for `error`, as one entry of a
+/// batch answer: the same code and reason as [`to_status`].
+pub fn to_batch_error(error: &Error) -> crate::v1::BatchError {
+    let (code, reason) = classify(error);
+    log_cause(error);
+    crate::v1::BatchError {
+        code: i32::from(code),
+        reason: reason.to_owned(),
+        message: error.to_string(),
+    }
+}
+
 /// Logs the cause of a store error, which is for operators only and never
 /// sent. Every answer made from an `Error` calls it, gRPC or HTTP.
 pub fn log_cause(error: &Error) {
@@ -42,9 +54,11 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
         Error::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
         Error::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
         Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+        Error::BatchTooLarge { .. } => (Code::ResourceExhausted, "BATCH_TOO_LARGE"),
         Error::AdminKeyMissing => (Code::Unauthenticated, "ADMIN_KEY_MISSING"),
         Error::AdminKeyInvalid => (Code::Unauthenticated, "ADMIN_KEY_INVALID"),
         Error::SessionInvalid => (Code::Unauthenticated, "SESSION_INVALID"),
+        Error::SessionAal2Required => (Code::PermissionDenied, "SESSION_AAL2_REQUIRED"),
         Error::NonceNotFound => (Code::NotFound, "NONCE_NOT_FOUND"),
         Error::SessionNotFound => (Code::NotFound, "SESSION_NOT_FOUND"),
         Error::SessionNotActive => (Code::FailedPrecondition, "SESSION_NOT_ACTIVE"),

@@ -52,6 +52,10 @@ pub struct CommonArgs {
     /// limit).
     #[arg(long, env = "SIGIL_CREATE_SESSION_RATE", default_value_t = 10_000)]
     pub create_session_rate: u32,
+    /// Refuse batch calls (BatchWhoAmI, BatchVerifyTokens) with more entries
+    /// than this with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SIGIL_MAX_BATCH_SIZE", default_value_t = 1000)]
+    pub max_batch_size: usize,
     /// Also serve Prometheus `/metrics` on this address (it is always on the
     /// gRPC port too), so scrapes need not reach the client-facing port.
     #[arg(long, env = "SIGIL_METRICS_LISTEN")]
@@ -124,6 +128,15 @@ pub struct SessionArgs {
     /// The longest an authorized or extended session may last from now.
     #[arg(long, env = "SIGIL_MAX_SESSION_LIFESPAN", default_value = "30days", value_parser = humantime::parse_duration)]
     pub max_session_lifespan: Duration,
+    /// Extend a session only when it expires within this long (Ory Kratos'
+    /// `earliest_possible_extend`); earlier, ExtendSession returns it
+    /// unchanged with `extended: false`. Unset: extend any time.
+    #[arg(long, env = "SIGIL_EARLIEST_POSSIBLE_EXTEND", value_parser = humantime::parse_duration)]
+    pub earliest_possible_extend: Option<Duration>,
+    /// How long a revoked session stays visible to GetSession and
+    /// ListSessions after its revocation (at most until its expiry).
+    #[arg(long, env = "SIGIL_REVOKED_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub revoked_retention: Duration,
 }
 
 /// JWT signing.
@@ -159,6 +172,7 @@ impl CommonArgs {
             max_request_bytes: self.max_request_bytes,
             max_concurrent_requests: self.max_concurrent_requests.max(1),
             max_request_time: self.max_request_time,
+            max_batch_size: self.max_batch_size,
         }
     }
 }
@@ -171,6 +185,8 @@ impl SessionArgs {
             max_pending_ttl: self.max_pending_ttl,
             default_lifespan: self.session_lifespan,
             max_lifespan: self.max_session_lifespan,
+            earliest_possible_extend: self.earliest_possible_extend,
+            revoked_retention: self.revoked_retention,
         };
         if policy.default_pending_ttl < Duration::from_secs(1) {
             return Err("--pending-ttl must be at least 1s".into());

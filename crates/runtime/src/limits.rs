@@ -19,6 +19,8 @@ pub struct Limits {
     /// The longest any call may take; a caller's shorter `grpc-timeout`
     /// wins. Past it the answer is DEADLINE_EXCEEDED.
     pub max_request_time: std::time::Duration,
+    /// Most entries in one batch call (BatchWhoAmI, BatchVerifyTokens).
+    pub max_batch_size: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +29,7 @@ impl Default for Limits {
             max_request_bytes: 100 * 1024,
             max_concurrent_requests: 4096,
             max_request_time: std::time::Duration::from_secs(10),
+            max_batch_size: 1000,
         }
     }
 }
@@ -35,6 +38,17 @@ impl Default for Limits {
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
 impl Limits {
+    /// RESOURCE_EXHAUSTED when a batch of `size` entries is over the
+    /// maximum.
+    pub fn check_batch(&self, size: usize) -> sigil_domain::Result<()> {
+        if size > self.max_batch_size {
+            return Err(Error::BatchTooLarge {
+                limit: self.max_batch_size,
+            });
+        }
+        Ok(())
+    }
+
     /// A layer that turns tonic's OUT_OF_RANGE for an oversized request into
     /// Sigil's RESOURCE_EXHAUSTED.
     pub fn layer(self) -> MapResponseLayer<impl Fn(Response<Body>) -> Response<Body> + Clone> {

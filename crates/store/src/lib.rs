@@ -42,6 +42,18 @@ pub trait SessionStore: Send + Sync + 'static {
     /// round trip.
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>>;
 
+    /// The records of sessions `ids`, in the same order, `None` for each
+    /// unknown or evicted one. Stores override this to answer in one round
+    /// trip however many ids there are, and none for none; this default
+    /// costs one `get` per id.
+    async fn get_many(&self, ids: &[SessionId]) -> Result<Vec<Option<SessionRecord>>> {
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            records.push(self.get(*id).await?);
+        }
+        Ok(records)
+    }
+
     /// Replaces the stored record with `record` if the stored one still has
     /// revision `record.revision - 1`. `false` when it changed or vanished
     /// meanwhile.

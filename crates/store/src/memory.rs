@@ -93,6 +93,12 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().live(id, now).cloned())
     }
 
+    async fn get_many(&self, ids: &[SessionId]) -> Result<Vec<Option<SessionRecord>>> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        Ok(ids.iter().map(|id| state.live(*id, now).cloned()).collect())
+    }
+
     async fn replace(&self, record: &SessionRecord) -> Result<bool> {
         let now = self.clock.now();
         let mut state = self.lock();

@@ -170,6 +170,23 @@ impl SessionStore for RedisStore {
         data.as_deref().map(decode).transpose()
     }
 
+    async fn get_many(&self, ids: &[SessionId]) -> Result<Vec<Option<SessionRecord>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Records are hashes, which MGET cannot read: one pipeline of HGETs
+        // is one round trip (per node on a cluster).
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(session_key(*id), "data");
+        }
+        let mut connection = self.connection.clone();
+        let all: Vec<Option<String>> = self.call(pipe.query_async(&mut connection)).await?;
+        all.iter()
+            .map(|data| data.as_deref().map(decode).transpose())
+            .collect()
+    }
+
     async fn replace(&self, record: &SessionRecord) -> Result<bool> {
         let data = encode(record)?;
         self.index(record).await?;

@@ -4,6 +4,11 @@
 mod sessions;
 mod tokens;
 
+use getrandom::{
+    SysRng,
+    rand_core::{Rng, UnwrapErr},
+};
+use sigil_domain::PageTokenKey;
 use sigil_proto::{status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
 use tonic::{Request, Response, Status};
@@ -14,6 +19,8 @@ use pb::issuer_service_server::{IssuerService, IssuerServiceServer, SERVICE_NAME
 #[derive(Clone)]
 pub struct Issuer {
     context: Context,
+    /// Signs ListSessions page tokens.
+    page_key: PageTokenKey,
 }
 
 /// Adds the issuer to `services`.
@@ -22,10 +29,26 @@ pub struct Issuer {
 pub fn add_to(services: &mut Services, context: &Context) {
     let server = IssuerServiceServer::new(Issuer {
         context: context.clone(),
+        page_key: page_token_key(context),
     })
     .max_decoding_message_size(context.limits.max_request_bytes);
     services.add(SERVICE_NAME, server);
     services.add_http(tokens::jwks_http_route(context.clone()));
+}
+
+/// The ListSessions page-token key: derived from the master key, so every
+/// issuer of a cluster shares it; without one, this process's own random
+/// key, and a page token works only at the issuer that made it.
+fn page_token_key(context: &Context) -> PageTokenKey {
+    let bytes = match &context.master_key {
+        Some(master_key) => master_key.derive("sigil list-sessions page token"),
+        None => {
+            let mut bytes = [0u8; 32];
+            UnwrapErr(SysRng).fill_bytes(&mut bytes);
+            bytes
+        }
+    };
+    PageTokenKey::from_bytes(bytes)
 }
 
 #[tonic::async_trait]

@@ -1,12 +1,16 @@
 //! Session handlers: create, authorize, get, list, extend, revoke.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::{
     Authorization, Error, Extension, NewSession, Result, SessionId, SessionRecord, SessionState,
     Subject,
 };
-use sigil_proto::{convert::timestamp_to_pb, v1 as pb};
+use sigil_proto::{
+    convert::{session_states_from_pb, timestamp_to_pb},
+    v1 as pb,
+};
 use tonic::Request;
 
 use crate::Issuer;
@@ -90,28 +94,40 @@ impl Issuer {
             subject,
             page_size,
             page_token,
+            states,
         } = request.into_inner();
         let subject = Subject::parse(&subject, "subject")?;
+        let states = session_states_from_pb(&states, "states")?;
+        // The token is bound to the filter too, so a page token cannot carry
+        // a cursor from one filtered listing into another.
+        let filter = format!("{states:?}");
         let page_size = match usize::try_from(page_size) {
             Err(_) => return Err(Error::invalid("page_size", "must not be negative")),
             Ok(0) => DEFAULT_PAGE_SIZE,
             Ok(size) => size.min(MAX_PAGE_SIZE),
         };
-        let cursor = decode_page_token(&page_token)?;
+        let cursor = (!page_token.is_empty())
+            .then(|| self.page_key.open(&page_token, &subject, &filter))
+            .transpose()?;
         let page = self
             .context
             .store
             .subject_sessions(&subject, cursor.as_deref(), page_size)
             .await?;
+        let now = self.context.clock.now();
         Ok(pb::ListSessionsResponse {
             sessions: page
                 .records
                 .iter()
+                // A store may hold a record a moment past its eviction
+                // (Redis expires lazily); it is gone all the same.
+                .filter(|record| record.evict_at() > now)
+                .filter(|record| states.is_empty() || states.contains(&record.session.state))
                 .map(|record| (&record.session).into())
                 .collect(),
             next_page_token: page
                 .next_cursor
-                .map(|cursor| URL_SAFE_NO_PAD.encode(cursor))
+                .map(|cursor| self.page_key.seal(&subject, &filter, &cursor))
                 .unwrap_or_default(),
         })
     }
@@ -125,14 +141,20 @@ impl Issuer {
         let id = SessionId::parse_field(&request.session_id, "session_id")?;
         let extension = Extension::try_from(request)?;
         let policy = self.context.policy;
+        // Set by the last attempt of `update`, the one whose answer counts.
+        let extended = AtomicBool::new(false);
         let record = self
             .update(id, |record, now| {
-                record.extend(extension, &policy, now).map(Some)
+                let next = record.extend(extension, &policy, now)?;
+                extended.store(next.is_some(), Ordering::Relaxed);
+                Ok(next)
             })
             .await?;
-        tracing::info!(session_id = %id, "session extended");
+        let extended = extended.load(Ordering::Relaxed);
+        tracing::info!(session_id = %id, extended, "session extension asked");
         Ok(pb::ExtendSessionResponse {
             session: Some((&record.session).into()),
+            extended,
         })
     }
 
@@ -143,8 +165,9 @@ impl Issuer {
         self.context.admin.check(request.metadata())?;
         let pb::RevokeSessionRequest { session_id } = request.into_inner();
         let id = SessionId::parse_field(&session_id, "session_id")?;
+        let policy = self.context.policy;
         let record = self
-            .update(id, |record, now| Ok(record.revoke(now)))
+            .update(id, |record, now| Ok(record.revoke(&policy, now)))
             .await?;
         tracing::info!(session_id = %id, "session revoked");
         metrics::counter!("sigil_sessions_revoked_total").increment(1);
@@ -158,8 +181,15 @@ impl Issuer {
         request: Request<pb::RevokeSubjectSessionsRequest>,
     ) -> Result<pb::RevokeSubjectSessionsResponse> {
         self.context.admin.check(request.metadata())?;
-        let pb::RevokeSubjectSessionsRequest { subject } = request.into_inner();
+        let pb::RevokeSubjectSessionsRequest {
+            subject,
+            except_session_id,
+        } = request.into_inner();
         let subject = Subject::parse(&subject, "subject")?;
+        let policy = self.context.policy;
+        let except = (!except_session_id.is_empty())
+            .then(|| SessionId::parse_field(&except_session_id, "except_session_id"))
+            .transpose()?;
         let mut revoked_count: i32 = 0;
         let mut cursor = None;
         loop {
@@ -169,11 +199,15 @@ impl Issuer {
                 .subject_sessions(&subject, cursor.as_deref(), MAX_PAGE_SIZE)
                 .await?;
             for record in page.records {
-                if record.session.state == SessionState::Revoked {
+                if record.session.state == SessionState::Revoked
+                    || Some(record.session.id) == except
+                {
                     continue;
                 }
                 let revoked = self
-                    .update(record.session.id, |record, now| Ok(record.revoke(now)))
+                    .update(record.session.id, |record, now| {
+                        Ok(record.revoke(&policy, now))
+                    })
                     .await;
                 match revoked {
                     Ok(_) => revoked_count = revoked_count.saturating_add(1),
@@ -194,10 +228,13 @@ impl Issuer {
     }
 
     pub(crate) async fn load(&self, id: SessionId) -> Result<SessionRecord> {
+        let now = self.context.clock.now();
         self.context
             .store
             .get(id)
             .await?
+            // Past its eviction is gone, even if the store still holds it.
+            .filter(|record| record.evict_at() > now)
             .ok_or(Error::SessionNotFound)
     }
 
@@ -220,16 +257,4 @@ impl Issuer {
         }
         Err(Error::Conflict)
     }
-}
-
-fn decode_page_token(token: &str) -> Result<Option<String>> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .map(Some)
-        .ok_or_else(|| Error::invalid("page_token", "is not a token this server issued"))
 }

@@ -44,6 +44,10 @@ struct DevArgs {
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     max_request_bytes: usize,
+    /// Refuse batch calls with more entries than this with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SIGIL_MAX_BATCH_SIZE", default_value_t = 1000)]
+    max_batch_size: usize,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         create_session_rate_per_peer: 1_000,
         create_session_rate: 10_000,
         max_request_time: std::time::Duration::from_secs(10),
+        max_batch_size: dev.max_batch_size,
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
     };

@@ -1,13 +1,14 @@
 //! The validator: answers "is this session token good, and what may it do?"
 //! with one store round trip per call, and verifies the issuer's JWTs.
 
+mod batch;
 mod keys;
 mod verify;
 
 use std::sync::Arc;
 
 use sigil_domain::{AccessDecision, Error, FieldPath, Permission, Result, Session, SessionKey};
-use sigil_proto::{status::to_status, v1 as pb};
+use sigil_proto::{convert::assurance_level_from_pb, status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
@@ -57,14 +58,23 @@ impl Validator {
     }
 
     async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<pb::WhoAmIResponse> {
-        let token = session_token(&request.get_ref().session_token, request.metadata());
-        let session = self.authenticate(token).await?;
-        let tokenize_as = &request.get_ref().tokenize_as;
+        let (metadata, _, request) = request.into_parts();
+        let pb::WhoAmIRequest {
+            session_token: token_field,
+            tokenize_as,
+            required_assurance_level,
+        } = request;
+        let required =
+            assurance_level_from_pb(required_assurance_level, "required_assurance_level")?;
+        let session = self
+            .authenticate(session_token(&token_field, &metadata))
+            .await?;
+        session.assurance_level.meets(required)?;
         let tokenized = if tokenize_as.is_empty() {
             String::new()
         } else {
-            sigil_jwt::check_name(tokenize_as, "tokenize_as")?;
-            self.context.mint_token(&session, tokenize_as).await?.jwt
+            sigil_jwt::check_name(&tokenize_as, "tokenize_as")?;
+            self.context.mint_token(&session, &tokenize_as).await?.jwt
         };
         Ok(pb::WhoAmIResponse {
             session: Some((&session).into()),
@@ -81,8 +91,11 @@ impl Validator {
             session_token: token_field,
             permission,
             resource,
+            required_assurance_level,
         } = request;
         let permission = Permission::parse(&permission, &FieldPath::from("permission"))?;
+        let required =
+            assurance_level_from_pb(required_assurance_level, "required_assurance_level")?;
         if resource.len() > MAX_RESOURCE_LEN {
             return Err(Error::invalid("resource", "at most 1024 characters"));
         }
@@ -90,6 +103,7 @@ impl Validator {
         let session = self
             .authenticate(session_token(&token_field, &metadata))
             .await?;
+        session.assurance_level.meets(required)?;
         let decision =
             AccessDecision::decide(&session.permissions, &session.rules, &permission, resource);
         Ok(pb::CheckAccessResponse::new(&session, &decision))
@@ -135,6 +149,26 @@ impl ValidatorService for Validator {
         request: Request<pb::VerifyTokenRequest>,
     ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
         self.verify(request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn batch_who_am_i(
+        &self,
+        request: Request<pb::BatchWhoAmIRequest>,
+    ) -> Result<Response<pb::BatchWhoAmIResponse>, Status> {
+        Validator::batch_who_am_i(self, request)
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn batch_verify_tokens(
+        &self,
+        request: Request<pb::BatchVerifyTokensRequest>,
+    ) -> Result<Response<pb::BatchVerifyTokensResponse>, Status> {
+        self.batch_verify(request)
             .await
             .map(Response::new)
             .map_err(to_status)

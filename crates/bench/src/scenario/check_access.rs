@@ -62,6 +62,7 @@ impl CheckAccess {
                 session_token: self.sessions.pick(rng).to_owned(),
                 permission: case.permission.to_owned(),
                 resource: case.resource.to_owned(),
+                ..Default::default()
             })
             .await?;
         if response.into_inner().allowed == case.allowed {

@@ -27,7 +27,7 @@ impl WhoAmI {
             .validator
             .who_am_i(pb::WhoAmIRequest {
                 session_token: self.sessions.pick(rng).to_owned(),
-                tokenize_as: String::new(),
+                ..Default::default()
             })
             .await?;
         if response.into_inner().session.is_some() {

@@ -22,6 +22,7 @@ fn authorization(nonce: &Nonce, expires_at: Option<Timestamp>) -> Authorization 
         vec![],
         expires_at,
         "",
+        AssuranceLevel::Aal1,
     )
     .expect("valid")
 }
@@ -106,10 +107,10 @@ fn sessions_expire_and_revoke() {
             .authenticate(&key, expiry.plus(Duration::from_millis(0)))
             .is_err()
     );
-    let revoked = active.revoke(NOW).expect("revoked");
+    let revoked = active.revoke(&policy(), NOW).expect("revoked");
     assert!(revoked.authenticate(&key, NOW).is_err());
     assert!(
-        revoked.revoke(NOW).is_none(),
+        revoked.revoke(&policy(), NOW).is_none(),
         "revoking twice changes nothing"
     );
     assert!(matches!(
@@ -125,7 +126,10 @@ fn extend_never_shortens_nor_passes_the_maximum() {
         .authorize(&authorization(&nonce, None), &policy(), NOW)
         .expect("ok");
     let short = Extension::new(Some(Duration::from_secs(60))).expect("valid");
-    let same = active.extend(short, &policy(), NOW).expect("extended");
+    let same = active
+        .extend(short, &policy(), NOW)
+        .expect("allowed")
+        .expect("extended");
     assert_eq!(same.session.expires_at, active.session.expires_at);
     let too_long =
         Extension::new(Some(policy().max_lifespan + Duration::from_secs(1))).expect("valid");
@@ -133,6 +137,33 @@ fn extend_never_shortens_nor_passes_the_maximum() {
         active.extend(too_long, &policy(), NOW),
         Err(Error::InvalidField { .. })
     ));
+}
+
+#[test]
+fn extend_waits_for_the_earliest_possible_extend_window() {
+    let hour = Duration::from_secs(3600);
+    let policy = SessionPolicy {
+        earliest_possible_extend: Some(hour),
+        ..policy()
+    };
+    let (record, _, nonce) = pending();
+    // Authorized for 24 hours: expires in 24 h at NOW.
+    let active = record
+        .authorize(&authorization(&nonce, None), &policy, NOW)
+        .expect("ok");
+    let expiry = active.session.expires_at;
+    let extension = Extension::new(None).expect("valid");
+    let check = |now: Timestamp, extended: bool| {
+        let next = active.extend(extension, &policy, now).expect("allowed");
+        assert_eq!(next.is_some(), extended, "at {now}");
+        if let Some(next) = next {
+            assert_eq!(next.session.expires_at, now.plus(policy.default_lifespan));
+        }
+    };
+    check(NOW, false);
+    check(Timestamp::from_unix_ms(expiry.unix_ms() - 3_600_001), false);
+    check(Timestamp::from_unix_ms(expiry.unix_ms() - 3_600_000), true);
+    check(Timestamp::from_unix_ms(expiry.unix_ms() - 1), true);
 }
 
 #[test]
@@ -148,4 +179,43 @@ fn session_ids_parse_only_in_canonical_form() {
     ] {
         assert!(text.parse::<SessionId>().is_err(), "{text}");
     }
+}
+
+#[test]
+fn records_stored_before_assurance_levels_read_as_aal1() {
+    let (record, _, nonce) = pending();
+    let authorized = record
+        .authorize(&authorization(&nonce, None), &policy(), NOW)
+        .expect("authorized");
+    let mut json = serde_json::to_value(&authorized).expect("serializes");
+    json["session"]
+        .as_object_mut()
+        .expect("an object")
+        .remove("assurance_level")
+        .expect("the field is written");
+    let read: SessionRecord = serde_json::from_value(json).expect("still reads");
+    assert_eq!(read.session.assurance_level, AssuranceLevel::Aal1);
+}
+
+#[test]
+fn a_revoked_session_is_kept_for_the_retention_at_most_until_expiry() {
+    let (record, _, nonce) = pending();
+    let active = record
+        .authorize(&authorization(&nonce, None), &policy(), NOW)
+        .expect("ok");
+    let expiry = active.session.expires_at;
+    assert_eq!(active.evict_at(), expiry);
+    let hour = Duration::from_secs(3600);
+    let short = SessionPolicy {
+        revoked_retention: hour,
+        ..policy()
+    };
+    let revoked = active.revoke(&short, NOW).expect("revoked");
+    assert_eq!(revoked.evict_at(), NOW.plus(hour));
+    let long = SessionPolicy {
+        revoked_retention: Duration::from_secs(90 * 24 * 3600),
+        ..policy()
+    };
+    let revoked = active.revoke(&long, NOW).expect("revoked");
+    assert_eq!(revoked.evict_at(), expiry);
 }

@@ -38,6 +38,7 @@ fn session() -> Session {
         authorized_at: Some(NOW),
         expires_at: Timestamp::from_unix_ms(1_800_000_600_500),
         revoked_at: None,
+        assurance_level: sigil_domain::AssuranceLevel::Aal1,
     }
 }
 
