@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 
 import {
-  admin, close, connect, errorDetails, grpc, sessionBearer, sessionHeader, toStruct,
+  ERROR_DOMAIN, admin, close, connect, errorDetails, sessionBearer, sessionHeader, toStruct,
 } from './sigil.js';
 
 /**
@@ -111,8 +111,8 @@ export async function runFlow({ address, adminKey, say = console.log }) {
     } catch (error) {
       if (error.code === undefined) throw error;
       const details = errorDetails(error);
-      // Branch on the stable reason, never on the message.
-      if (details.code !== grpc.status.UNAUTHENTICATED || details.reason !== 'SESSION_INVALID') throw error;
+      // Branch on Sigil's stable reason, never on the message.
+      if (details.domain !== ERROR_DOMAIN || details.reason !== 'SESSION_INVALID') throw error;
       say(`WhoAmI after revoke → ${details.codeName}, reason ${details.reason} (${details.domain}): sign in again`);
       seen.afterRevoke = details;
     }

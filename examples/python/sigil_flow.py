@@ -161,8 +161,8 @@ def run_flow(channel, http_base, admin_key, pb, say=print):
         validator.WhoAmI(pb.validator_pb2.WhoAmIRequest(), metadata=session_bearer(created.session_key))
     except grpc.RpcError as error:
         details = ErrorDetails(error)
-        # Branch on the stable reason, never on the message.
-        if details.code == grpc.StatusCode.UNAUTHENTICATED and details.reason == "SESSION_INVALID":
+        # Branch on Sigil's stable reason, never on the message.
+        if details.info and details.info.domain == ERROR_DOMAIN and details.reason == "SESSION_INVALID":
             say(f"WhoAmI after revoke → {details.code.name}, reason {details.reason} ({details.info.domain}): sign in again")
         else:
             raise
