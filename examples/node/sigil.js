@@ -85,14 +85,16 @@ function toValue(value) {
   }
 }
 
-// google.rpc.Status and the detail messages, from googleapis' two files
-// copied unchanged into proto/google/rpc (from the npm package
-// google-proto-files 6.0.1, which is 83 MB to install for these two).
+// google.rpc.Status and the detail messages Sigil sends, defined in
+// proto/google/rpc/details.proto from their wire format (googleapis' own
+// files come with an 83 MB npm package). protobufjs has the
+// google/protobuf types built in.
 const rpcTypes = new protobuf.Root();
-rpcTypes.resolvePath = (_origin, target) => path.join(here, 'proto', target);
-// Field names as in the .proto files (type_url, field_violations): the
+rpcTypes.resolvePath = (origin, target) =>
+  target.startsWith('google/protobuf/') ? target : path.join(here, 'proto', target);
+// Field names as in the .proto file (type_url, field_violations): the
 // well-known types protobufjs has built in are spelled that way too.
-rpcTypes.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
+rpcTypes.loadSync(['google/rpc/details.proto'], { keepCase: true });
 const Status = rpcTypes.lookupType('google.rpc.Status');
 
 /**
