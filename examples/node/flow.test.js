@@ -228,6 +228,6 @@ test('the program prints each step and exits 0', async () => {
     'CreateSession', 'AuthorizeSession', 'WhoAmI', 'CheckAccess', 'CheckAccess', 'GetToken', 'jose',
     'CreateApiToken', 'POST', 'RevokeSession', 'WhoAmI',
   ]);
-  assert.match(stdout, /UNAUTHENTICATED, reason SESSION_INVALID \(sigil\.dev\)/);
+  assert.match(stdout, /UNAUTHENTICATED, reason SESSION_INVALID \(sigil\)/);
   assert.match(stdout, /POST \/edge\/validate → 200, 1 of 2 valid: backend Validated/);
 });

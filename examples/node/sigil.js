@@ -16,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const PROTO_ROOT = path.resolve(here, '..', '..', 'proto');
 
 /** `ErrorInfo.domain` of every Sigil error. */
-export const ERROR_DOMAIN = 'sigil.dev';
+export const ERROR_DOMAIN = 'sigil';
 
 // camelCase fields (sessionKey), 64-bit integers and enums as strings, and
 // unset fields filled in, so answers read like the grpcurl JSON.

@@ -22,7 +22,7 @@ from google.rpc import error_details_pb2, status_pb2
 import sigil_stubs
 
 # ErrorInfo.domain of every Sigil error.
-ERROR_DOMAIN = "sigil.dev"
+ERROR_DOMAIN = "sigil"
 
 
 def admin(admin_key):

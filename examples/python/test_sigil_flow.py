@@ -126,7 +126,7 @@ def test_whole_flow_from_create_to_revoke(sigil, pb):
     assert seen["revoked"].session.state == pb.session_pb2.SESSION_STATE_REVOKED
     after = seen["after_revoke"]
     assert after.code == grpc.StatusCode.UNAUTHENTICATED
-    assert (after.reason, after.info.domain) == ("SESSION_INVALID", "sigil.dev")
+    assert (after.reason, after.info.domain) == ("SESSION_INVALID", "sigil")
 
 
 def test_tampered_jwt_fails_pyjwt_verification(sigil, pb):
@@ -149,7 +149,7 @@ def test_bad_subject_is_invalid_argument_naming_the_field(sigil, pb):
             issuer.CreateSession(pb.issuer_pb2.CreateSessionRequest(subject=subject))
         details = sigil_flow.ErrorDetails(raised.value)
         assert details.code == grpc.StatusCode.INVALID_ARGUMENT
-        assert (details.reason, details.info.domain) == ("INVALID_FIELD", "sigil.dev")
+        assert (details.reason, details.info.domain) == ("INVALID_FIELD", "sigil")
         assert details.fields == ["subject"]
         assert details.violations[0].description
         # The decoded Status agrees with the call's own code and message.
@@ -196,7 +196,7 @@ def test_admin_call_without_the_admin_key_is_unauthenticated(sigil, pb, metadata
     with pytest.raises(grpc.RpcError) as raised:
         issuer.GetSession(pb.issuer_pb2.GetSessionRequest(session_id="sess_" + "0" * 32), metadata=metadata)
     details = sigil_flow.ErrorDetails(raised.value)
-    assert (details.code, details.reason, details.info.domain) == (grpc.StatusCode.UNAUTHENTICATED, reason, "sigil.dev")
+    assert (details.code, details.reason, details.info.domain) == (grpc.StatusCode.UNAUTHENTICATED, reason, "sigil")
 
 
 def test_program_prints_each_step(sigil):
@@ -222,7 +222,7 @@ def test_program_prints_each_step(sigil):
         "WhoAmI",
     ]
     assert "allowed=True" in result.stdout and "allowed=False" in result.stdout
-    assert "UNAUTHENTICATED, reason SESSION_INVALID (sigil.dev)" in result.stdout
+    assert "UNAUTHENTICATED, reason SESSION_INVALID (sigil)" in result.stdout
 
 
 def test_program_refuses_to_run_without_an_admin_key():

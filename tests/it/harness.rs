@@ -585,7 +585,7 @@ where
 }
 
 /// Asserts `result` failed with `code` and ErrorInfo `reason` in domain
-/// `sigil.dev`, and returns the status.
+/// `sigil`, and returns the status.
 #[track_caller]
 pub fn assert_error<T: std::fmt::Debug>(
     result: Result<tonic::Response<T>, tonic::Status>,
@@ -597,7 +597,7 @@ pub fn assert_error<T: std::fmt::Debug>(
     assert_eq!(status.code(), code, "code of {status:?}");
     let info = status.get_details_error_info().expect("ErrorInfo detail");
     assert_eq!(info.reason, reason, "reason of {status:?}");
-    assert_eq!(info.domain, "sigil.dev");
+    assert_eq!(info.domain, "sigil");
     status
 }
 

@@ -8,7 +8,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// `ErrorInfo.domain` of every Sigil error.
-pub const ERROR_DOMAIN: &str = "sigil.dev";
+pub const ERROR_DOMAIN: &str = "sigil";
 
 /// The gRPC status for `error`.
 pub fn to_status(error: Error) -> Status {
