@@ -9,54 +9,15 @@
 #[allow(dead_code)]
 #[path = "../it/harness.rs"]
 mod harness;
+mod receiver;
 
-use std::sync::{Arc, Mutex};
-
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
-    trace::v1::Span,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use sigil_proto::v1 as pb;
 use sigil_runtime::{LogArgs, LogFormat, OtlpSettings, init_telemetry};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
 
 use harness::{Harness, Role, Server, admin, channel_to, eventually, listener};
-
-/// The collector's receiving end: keeps every span it is sent.
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<Span>>>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let spans = request
-            .into_inner()
-            .resource_spans
-            .into_iter()
-            .flat_map(|resource| resource.scope_spans)
-            .flat_map(|scope| scope.spans);
-        self.0.lock().unwrap().extend(spans);
-        Ok(Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-impl Receiver {
-    fn named(&self, name: &str) -> Option<Span> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|span| span.name == name)
-            .cloned()
-    }
-}
+use receiver::Receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_token_is_one_trace_across_validator_and_issuer() {

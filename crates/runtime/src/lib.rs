@@ -22,7 +22,7 @@ pub use limits::Limits;
 pub use rate_limit::{CreateSessionRates, RateLimits};
 pub use run::{run_service, run_service_with_http};
 pub use server::{Services, serve, serve_http, shutdown_signal};
-pub use telemetry::{OtlpSettings, Telemetry, init_telemetry};
+pub use telemetry::{OtlpSettings, Telemetry, init_telemetry, init_telemetry_with_writer};
 pub use trace_context::{TraceLayer, inject_trace_context};
 
 /// Exit status for a configuration error (`EX_USAGE`).

@@ -6,7 +6,7 @@ use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_subscriber::{
-    EnvFilter, Layer, Registry, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer, Registry, fmt, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
 };
 
 use crate::{LogArgs, LogFormat};
@@ -62,15 +62,28 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs the global subscriber, and the OTLP pipeline when `otlp` is
-/// given. Call once, inside the Tokio runtime (the exporter is a tonic
-/// client).
+/// Installs the global subscriber, logging to stderr, and the OTLP pipeline
+/// when `otlp` is given. Call once, inside the Tokio runtime (the exporter
+/// is a tonic client).
 pub fn init_telemetry(args: &LogArgs, otlp: Option<OtlpSettings>) -> Result<Telemetry, String> {
+    init_telemetry_with_writer(args, otlp, std::io::stderr)
+}
+
+/// As [`init_telemetry`], with log lines going to `writer`: what tests use
+/// to read every line.
+pub fn init_telemetry_with_writer<W>(
+    args: &LogArgs,
+    otlp: Option<OtlpSettings>,
+    writer: W,
+) -> Result<Telemetry, String>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&args.log_filter)
         .map_err(|error| format!("bad --log-filter {:?}: {error}", args.log_filter))?;
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match args.log_format {
-        LogFormat::Human => fmt::layer().with_writer(std::io::stderr).boxed(),
-        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
+        LogFormat::Human => fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(writer).boxed(),
     };
     let provider = otlp.map(tracer_provider).transpose()?;
     let spans = provider
