@@ -24,6 +24,7 @@ both_stores!(
     rotated_key_verifies_until_its_tokens_expire,
     deleting_a_template_stops_its_tokens,
     template_crud_lists_and_gets,
+    keys_named_in_the_header_are_never_trusted,
 );
 
 pub(crate) fn json(value: serde_json::Value) -> Struct {
@@ -725,4 +726,43 @@ async fn template_crud_lists_and_gets(h: Harness) {
         })
         .await;
     assert_error(result, Code::Unauthenticated, "ADMIN_KEY_MISSING");
+}
+
+async fn keys_named_in_the_header_are_never_trusted(h: Harness) {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+
+    let (key, _) = alice(&h).await;
+    put(&h, template("hdr", pb::SigningAlgorithm::Eddsa)).await;
+    let minted = token(&h, &key, "hdr").await.jwt;
+    let parts: Vec<&str> = minted.split('.').collect();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let real_kid = header["kid"].as_str().unwrap().to_owned();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+
+    // The attacker's own Ed25519 key, offered in every header slot RFC 8725
+    // warns about: `jwk` (the key itself), `jku` and `x5u` (where to fetch it).
+    let attacker_der = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let attacker = EncodingKey::from_ed_der(attacker_der.as_ref());
+    let attacker_jwk = Jwk::from_encoding_key(&attacker, Algorithm::EdDSA).unwrap();
+    let forge = |kid: &str| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        header.jwk = Some(attacker_jwk.clone());
+        header.jku = Some("http://127.0.0.1:9/jwks.json".into());
+        header.x5u = Some("http://127.0.0.1:9/cert.pem".into());
+        jsonwebtoken::encode(&header, &claims, &attacker).unwrap()
+    };
+    let mut validator = h.validator().await;
+    // Under the real kid the real key checks it, and the signature fails.
+    let result = validator.verify_token(verify(&forge(&real_kid))).await;
+    assert_error(result, Code::Unauthenticated, "TOKEN_BAD_SIGNATURE");
+    // Under a kid of its own nothing is fetched from the header's URLs.
+    let result = validator.verify_token(verify(&forge("attacker"))).await;
+    assert_error(result, Code::Unauthenticated, "TOKEN_UNKNOWN_KEY");
+    assert!(validator.verify_token(verify(&minted)).await.is_ok());
 }
