@@ -3,82 +3,48 @@
 //! caller's `grpc-timeout` or the server's maximum, whichever is sooner).
 //! Health checks bypass the bound, so probes are answered under overload.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context as TaskContext, Poll},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request};
 use sigil_domain::Error;
 use sigil_proto::status::to_status;
 use tokio::sync::Semaphore;
 use tonic::body::Body;
 
-use crate::Limits;
+use crate::{
+    Limits,
+    middleware::{CallFuture, Middleware, Next},
+};
 
 /// Applies [`Limits`]' concurrency bound and deadline.
 #[derive(Debug, Clone)]
-pub struct AdmissionLayer {
+pub struct Admission {
     permits: Arc<Semaphore>,
     max_request_time: Duration,
 }
 
-impl AdmissionLayer {
-    /// The admission layer for `limits`, shared by every connection.
+impl Admission {
+    /// Admission for `limits`, shared by every connection.
     pub fn new(limits: &Limits) -> Self {
-        AdmissionLayer {
+        Admission {
             permits: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             max_request_time: limits.max_request_time,
         }
     }
 }
 
-impl<S> tower::Layer<S> for AdmissionLayer {
-    type Service = Admission<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Admission {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service [`AdmissionLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct Admission<S> {
-    inner: S,
-    layer: AdmissionLayer,
-}
-
-impl<S> tower::Service<Request<Body>> for Admission<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+impl Middleware for Admission {
+    fn handle<E: Send + 'static>(&self, request: Request<Body>, next: Next<E>) -> CallFuture<E> {
         if request.uri().path().starts_with("/grpc.health.v1.Health/") {
-            return Box::pin(self.inner.call(request));
+            return next(request);
         }
-        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return Box::pin(async { Ok(to_status(Error::Overloaded).into_http()) });
         };
-        let deadline = grpc_timeout(request.headers())
-            .map_or(self.layer.max_request_time, |timeout| {
-                timeout.min(self.layer.max_request_time)
-            });
-        let call = self.inner.call(request);
+        let deadline = grpc_timeout(request.headers()).map_or(self.max_request_time, |timeout| {
+            timeout.min(self.max_request_time)
+        });
+        let call = next(request);
         Box::pin(async move {
             let answer = match tokio::time::timeout(deadline, call).await {
                 Ok(answer) => answer,

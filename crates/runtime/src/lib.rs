@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod limits;
 pub mod metrics;
+pub mod middleware;
 mod rate_limit;
 mod run;
 mod server;
@@ -15,7 +16,7 @@ mod tokens;
 mod trace_context;
 
 pub use admin::{AdminKeys, bearer_token, watch_admin_keys};
-pub use admission::AdmissionLayer;
+pub use admission::Admission;
 pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
 pub use context::Context;
 pub use limits::Limits;
@@ -23,7 +24,7 @@ pub use rate_limit::{CreateSessionRates, RateLimits};
 pub use run::{run_service, run_service_with_http};
 pub use server::{Services, serve, serve_http, shutdown_signal};
 pub use telemetry::{OtlpSettings, Telemetry, init_telemetry, init_telemetry_with_writer};
-pub use trace_context::{TraceLayer, inject_trace_context};
+pub use trace_context::{TraceContext, inject_trace_context};
 
 /// Exit status for a configuration error (`EX_USAGE`).
 pub const EXIT_BAD_CONFIG: u8 = 64;

@@ -1,18 +1,14 @@
-//! Prometheus metrics: one process-wide recorder, a tower layer counting
+//! Prometheus metrics: one process-wide recorder, a middleware counting
 //! every gRPC call by service, method and code with its latency, and the
 //! `/metrics` route that renders them.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::OnceLock,
-    task::{Context as TaskContext, Poll},
-    time::Instant,
-};
+use std::{sync::OnceLock, time::Instant};
 
 use http::{Request, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tonic::{Code, body::Body};
+
+use crate::middleware::{CallFuture, Middleware, Next};
 
 /// Latency buckets in seconds: 50 µs to 2.5 s, dense where a Redis round
 /// trip lands.
@@ -53,45 +49,19 @@ pub fn metrics_router() -> axum::Router {
 
 /// Counts and times every call that passes through.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MetricsLayer;
+pub struct CallMetrics;
 
-impl<S> tower::Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner }
-    }
-}
-
-/// The service [`MetricsLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct MetricsService<S> {
-    inner: S,
-}
-
-impl<S> tower::Service<Request<Body>> for MetricsService<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+impl Middleware for CallMetrics {
+    fn handle<E: Send + 'static>(&self, request: Request<Body>, next: Next<E>) -> CallFuture<E> {
         let started = Instant::now();
         let is_grpc = request
             .headers()
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
         let path = request.uri().path().to_owned();
-        let future = self.inner.call(request);
+        let call = next(request);
         Box::pin(async move {
-            let response = future.await?;
+            let response = call.await?;
             if is_grpc {
                 record_grpc(&path, &response, started);
             } else {

@@ -12,7 +12,7 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::Context;
+use crate::{Context, middleware::Around};
 
 /// The gRPC services one listener carries, and their names for health,
 /// and any HTTP/JSON routes served beside them.
@@ -112,9 +112,9 @@ pub async fn serve(
     let served = Server::builder()
         .accept_http1(true)
         // Outermost, so it counts the codes callers actually get.
-        .layer(crate::metrics::MetricsLayer)
-        .layer(crate::TraceLayer)
-        .layer(crate::AdmissionLayer::new(&context.limits))
+        .layer(Around::new(crate::metrics::CallMetrics))
+        .layer(Around::new(crate::TraceContext))
+        .layer(Around::new(crate::Admission::new(&context.limits)))
         .layer(context.limits.layer())
         .serve_with_incoming_shutdown(routes, incoming, shutdown)
         .await;

@@ -1,13 +1,7 @@
 //! One span per incoming call, joined to the caller's trace by W3C
 //! `traceparent`, and the same header written into outgoing calls.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context as TaskContext, Poll},
-};
-
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request};
 use opentelemetry::{
     global,
     propagation::{Extractor, Injector},
@@ -17,38 +11,14 @@ use tonic::{body::Body, metadata::MetadataMap};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::middleware::{CallFuture, Middleware, Next};
+
 /// Wraps every call in a server span whose parent is the caller's span.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TraceLayer;
+pub struct TraceContext;
 
-impl<S> tower::Layer<S> for TraceLayer {
-    type Service = TraceService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        TraceService { inner }
-    }
-}
-
-/// The service [`TraceLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct TraceService<S> {
-    inner: S,
-}
-
-impl<S> tower::Service<Request<Body>> for TraceService<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+impl Middleware for TraceContext {
+    fn handle<E: Send + 'static>(&self, request: Request<Body>, next: Next<E>) -> CallFuture<E> {
         let path = request.uri().path();
         let span = tracing::info_span!(
             "request",
@@ -67,7 +37,7 @@ where
             // Every log line inside the call carries the trace id.
             span.record("trace_id", tracing::field::display(trace_id));
         }
-        Box::pin(self.inner.call(request).instrument(span))
+        Box::pin(next(request).instrument(span))
     }
 }
 
