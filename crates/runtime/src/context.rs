@@ -70,11 +70,18 @@ impl Context {
                 (store.clone(), store.clone(), store)
             }
         };
+        let admin = args.admin.keys()?;
+        if admin.is_empty() {
+            tracing::warn!(
+                "no admin keys (SIGIL_ADMIN_KEYS or SIGIL_ADMIN_KEYS_FILE): every admin call \
+                 will be refused"
+            );
+        }
         Ok(Context {
             store,
             api_tokens,
             clock,
-            admin: args.admin.keys()?,
+            admin,
             policy: args.session.policy()?,
             limits: args.limits(),
             jwt_store,
