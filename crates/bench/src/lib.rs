@@ -12,6 +12,7 @@
 pub mod cli;
 
 mod baseline;
+mod jwts;
 mod load;
 mod loopback;
 mod machine;

@@ -8,6 +8,7 @@ mod check_access;
 mod create_authorize;
 mod create_revoke;
 mod mixed;
+mod verify_token;
 mod whoami;
 
 use clap::ValueEnum;
@@ -20,7 +21,10 @@ use tonic::{
 };
 
 use crate::{
-    baseline::pb::baseline_service_client::BaselineServiceClient, rng::FastRng,
+    BenchError,
+    baseline::pb::baseline_service_client::BaselineServiceClient,
+    jwts::{self, Algorithm},
+    rng::FastRng,
     sessions::SessionPool,
 };
 
@@ -28,6 +32,7 @@ pub use baseline_calls::{Echo, RedisGet};
 pub use check_access::CheckAccess;
 pub use create_authorize::CreateAuthorize;
 pub use mixed::Mixed;
+pub use verify_token::{VerifyMode, VerifyToken};
 pub use whoami::WhoAmI;
 
 /// A Sigil scenario.
@@ -42,16 +47,52 @@ pub enum Scenario {
     CheckAccess,
     /// CreateSession then AuthorizeSession, counted as one operation.
     CreateAuthorize,
+    /// VerifyToken of EdDSA JWTs, signature and claims only.
+    VerifyTokenEddsa,
+    /// VerifyToken of EdDSA JWTs, with `check_session` (one store read).
+    VerifyTokenEddsaCheckSession,
+    /// VerifyToken of EdDSA JWTs, with `consume_jti`, each after a GetToken minting the token (counted as one).
+    VerifyTokenEddsaConsumeJti,
+    /// VerifyToken of ES256 JWTs, signature and claims only.
+    VerifyTokenEs256,
+    /// VerifyToken of ES256 JWTs, with `check_session` (one store read).
+    VerifyTokenEs256CheckSession,
+    /// VerifyToken of ES256 JWTs, with `consume_jti`, each after a GetToken minting the token (counted as one).
+    VerifyTokenEs256ConsumeJti,
+    /// VerifyToken of RS256 JWTs, signature and claims only.
+    VerifyTokenRs256,
+    /// VerifyToken of RS256 JWTs, with `check_session` (one store read).
+    VerifyTokenRs256CheckSession,
+    /// VerifyToken of RS256 JWTs, with `consume_jti`, each after a GetToken minting the token (counted as one).
+    VerifyTokenRs256ConsumeJti,
+    /// VerifyToken of HS256 JWTs, signature and claims only.
+    VerifyTokenHs256,
+    /// VerifyToken of HS256 JWTs, with `check_session` (one store read).
+    VerifyTokenHs256CheckSession,
+    /// VerifyToken of HS256 JWTs, with `consume_jti`, each after a GetToken minting the token (counted as one).
+    VerifyTokenHs256ConsumeJti,
     /// 90 % WhoAmI, 9 % CheckAccess, 1 % CreateSession + RevokeSession.
     Mixed,
 }
 
 impl Scenario {
     /// Every Sigil scenario, in the order a default run takes.
-    pub const SIGIL: [Scenario; 4] = [
+    pub const SIGIL: [Scenario; 16] = [
         Scenario::WhoAmI,
         Scenario::CheckAccess,
         Scenario::CreateAuthorize,
+        Scenario::VerifyTokenEddsa,
+        Scenario::VerifyTokenEddsaCheckSession,
+        Scenario::VerifyTokenEddsaConsumeJti,
+        Scenario::VerifyTokenEs256,
+        Scenario::VerifyTokenEs256CheckSession,
+        Scenario::VerifyTokenEs256ConsumeJti,
+        Scenario::VerifyTokenRs256,
+        Scenario::VerifyTokenRs256CheckSession,
+        Scenario::VerifyTokenRs256ConsumeJti,
+        Scenario::VerifyTokenHs256,
+        Scenario::VerifyTokenHs256CheckSession,
+        Scenario::VerifyTokenHs256ConsumeJti,
         Scenario::Mixed,
     ];
 
@@ -61,7 +102,58 @@ impl Scenario {
             Scenario::WhoAmI => "whoami",
             Scenario::CheckAccess => "check-access",
             Scenario::CreateAuthorize => "create-authorize",
+            Scenario::VerifyTokenEddsa => "verify-token-eddsa",
+            Scenario::VerifyTokenEddsaCheckSession => "verify-token-eddsa-check-session",
+            Scenario::VerifyTokenEddsaConsumeJti => "verify-token-eddsa-consume-jti",
+            Scenario::VerifyTokenEs256 => "verify-token-es256",
+            Scenario::VerifyTokenEs256CheckSession => "verify-token-es256-check-session",
+            Scenario::VerifyTokenEs256ConsumeJti => "verify-token-es256-consume-jti",
+            Scenario::VerifyTokenRs256 => "verify-token-rs256",
+            Scenario::VerifyTokenRs256CheckSession => "verify-token-rs256-check-session",
+            Scenario::VerifyTokenRs256ConsumeJti => "verify-token-rs256-consume-jti",
+            Scenario::VerifyTokenHs256 => "verify-token-hs256",
+            Scenario::VerifyTokenHs256CheckSession => "verify-token-hs256-check-session",
+            Scenario::VerifyTokenHs256ConsumeJti => "verify-token-hs256-consume-jti",
             Scenario::Mixed => "mixed",
+        }
+    }
+
+    /// The template and checks of a VerifyToken scenario; `None` for the
+    /// others.
+    pub fn verification(self) -> Option<(Algorithm, VerifyMode)> {
+        match self {
+            Scenario::VerifyTokenEddsa => Some((Algorithm::EdDsa, VerifyMode::SignatureOnly)),
+            Scenario::VerifyTokenEddsaCheckSession => {
+                Some((Algorithm::EdDsa, VerifyMode::CheckSession))
+            }
+            Scenario::VerifyTokenEddsaConsumeJti => {
+                Some((Algorithm::EdDsa, VerifyMode::ConsumeJti))
+            }
+            Scenario::VerifyTokenEs256 => Some((Algorithm::Es256, VerifyMode::SignatureOnly)),
+            Scenario::VerifyTokenEs256CheckSession => {
+                Some((Algorithm::Es256, VerifyMode::CheckSession))
+            }
+            Scenario::VerifyTokenEs256ConsumeJti => {
+                Some((Algorithm::Es256, VerifyMode::ConsumeJti))
+            }
+            Scenario::VerifyTokenRs256 => Some((Algorithm::Rs256, VerifyMode::SignatureOnly)),
+            Scenario::VerifyTokenRs256CheckSession => {
+                Some((Algorithm::Rs256, VerifyMode::CheckSession))
+            }
+            Scenario::VerifyTokenRs256ConsumeJti => {
+                Some((Algorithm::Rs256, VerifyMode::ConsumeJti))
+            }
+            Scenario::VerifyTokenHs256 => Some((Algorithm::Hs256, VerifyMode::SignatureOnly)),
+            Scenario::VerifyTokenHs256CheckSession => {
+                Some((Algorithm::Hs256, VerifyMode::CheckSession))
+            }
+            Scenario::VerifyTokenHs256ConsumeJti => {
+                Some((Algorithm::Hs256, VerifyMode::ConsumeJti))
+            }
+            Scenario::WhoAmI
+            | Scenario::CheckAccess
+            | Scenario::CreateAuthorize
+            | Scenario::Mixed => None,
         }
     }
 
@@ -85,19 +177,45 @@ pub enum Workload {
     CreateAuthorize(CreateAuthorize),
     /// See [`Scenario::Mixed`].
     Mixed(Mixed),
+    /// See [`Scenario::VerifyTokenEddsa`] and its siblings.
+    VerifyToken(VerifyToken),
+}
+
+/// What preparing a workload may need: the Sigil, its sessions, the admin
+/// key.
+pub struct Setup<'a> {
+    /// The Sigil measured, `http://127.0.0.1:<port>`.
+    pub endpoint: &'a str,
+    /// Its pre-created active sessions.
+    pub sessions: &'a SessionPool,
+    /// Its admin key.
+    pub admin: &'a AdminBearer,
 }
 
 impl Workload {
-    /// The workload of `scenario` over `sessions`.
-    pub fn of(scenario: Scenario, sessions: &SessionPool, admin: &AdminBearer) -> Workload {
-        match scenario {
+    /// The workload of `scenario`, after any setup it needs at the Sigil
+    /// (templates put, JWTs minted).
+    pub async fn prepare(scenario: Scenario, setup: &Setup<'_>) -> Result<Workload, BenchError> {
+        let Setup {
+            endpoint,
+            sessions,
+            admin,
+        } = *setup;
+        Ok(match scenario {
             Scenario::WhoAmI => Workload::WhoAmI(WhoAmI::new(sessions.clone())),
             Scenario::CheckAccess => Workload::CheckAccess(CheckAccess::new(sessions.clone())),
             Scenario::CreateAuthorize => {
                 Workload::CreateAuthorize(CreateAuthorize::new(admin.clone()))
             }
             Scenario::Mixed => Workload::Mixed(Mixed::new(sessions.clone(), admin.clone())),
-        }
+            verify => {
+                let Some((algorithm, mode)) = verify.verification() else {
+                    return Err(BenchError(format!("{} has no workload", verify.name())));
+                };
+                let jwts = jwts::mint_pool(endpoint, admin, sessions, algorithm).await?;
+                Workload::VerifyToken(VerifyToken::new(algorithm, mode, jwts, sessions.clone()))
+            }
+        })
     }
 
     /// Makes one call (or, for two-step operations, one operation).
@@ -109,6 +227,7 @@ impl Workload {
             Workload::CheckAccess(check) => check.call(clients, rng).await,
             Workload::CreateAuthorize(create) => create.call(clients).await,
             Workload::Mixed(mixed) => mixed.call(clients, rng).await,
+            Workload::VerifyToken(verify) => verify.call(clients, rng).await,
         }
     }
 }
