@@ -101,6 +101,25 @@ pub async fn put_template(
     Ok(())
 }
 
+/// Puts the template of `algorithm` at `endpoint`.
+pub async fn put_template_at(
+    endpoint: &str,
+    admin: &AdminBearer,
+    algorithm: Algorithm,
+) -> Result<(), BenchError> {
+    let mut clients = setup_clients(endpoint).await?;
+    put_template(&mut clients, admin, algorithm).await
+}
+
+/// Clients over one connection of their own, for setup calls.
+async fn setup_clients(endpoint: &str) -> Result<Clients, BenchError> {
+    let channel = connect(endpoint, 1)
+        .await?
+        .pop()
+        .ok_or_else(|| BenchError("no connection for setup calls".into()))?;
+    Ok(Clients::new(channel))
+}
+
 /// Puts the template of `algorithm` at `endpoint` and mints
 /// [`MINTED_PER_TEMPLATE`] JWTs from it, each for a session of `sessions`
 /// (round robin).
@@ -110,11 +129,7 @@ pub async fn mint_pool(
     sessions: &SessionPool,
     algorithm: Algorithm,
 ) -> Result<JwtPool, BenchError> {
-    let channel = connect(endpoint, 1)
-        .await?
-        .pop()
-        .ok_or_else(|| BenchError("no connection to mint JWTs over".into()))?;
-    let mut clients = Clients::new(channel);
+    let mut clients = setup_clients(endpoint).await?;
     put_template(&mut clients, admin, algorithm).await?;
     let mut jwts = Vec::with_capacity(MINTED_PER_TEMPLATE);
     for index in 0..MINTED_PER_TEMPLATE {

@@ -11,6 +11,7 @@
 
 pub mod cli;
 
+mod api_tokens;
 mod baseline;
 mod jwts;
 mod load;

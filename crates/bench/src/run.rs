@@ -128,6 +128,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             endpoint: &sigil.endpoint,
             sessions: &pool,
             admin: &admin,
+            concurrency: args.concurrency,
         };
         let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
         let mut figure =

@@ -7,7 +7,10 @@ mod baseline_calls;
 mod check_access;
 mod create_authorize;
 mod create_revoke;
+mod edge_validate;
+mod get_token;
 mod mixed;
+mod validate_tokens;
 mod verify_token;
 mod whoami;
 
@@ -21,7 +24,7 @@ use tonic::{
 };
 
 use crate::{
-    BenchError,
+    BenchError, api_tokens,
     baseline::pb::baseline_service_client::BaselineServiceClient,
     jwts::{self, Algorithm},
     rng::FastRng,
@@ -31,7 +34,10 @@ use crate::{
 pub use baseline_calls::{Echo, RedisGet};
 pub use check_access::CheckAccess;
 pub use create_authorize::CreateAuthorize;
+pub use edge_validate::EdgeValidate;
+pub use get_token::GetToken;
 pub use mixed::Mixed;
+pub use validate_tokens::ValidateTokens;
 pub use verify_token::{VerifyMode, VerifyToken};
 pub use whoami::WhoAmI;
 
@@ -71,13 +77,47 @@ pub enum Scenario {
     VerifyTokenHs256CheckSession,
     /// VerifyToken of HS256 JWTs, with `consume_jti`, each after a GetToken minting the token (counted as one).
     VerifyTokenHs256ConsumeJti,
+    /// GetToken by session key, EdDSA template.
+    GetToken,
+    /// EdgeTokenService/ValidateTokens over gRPC with 1 valid token per call.
+    #[value(name = "validate-tokens-1")]
+    #[serde(rename = "validate-tokens-1")]
+    ValidateTokens1,
+    /// EdgeTokenService/ValidateTokens over gRPC with 10 valid tokens per call.
+    #[value(name = "validate-tokens-10")]
+    #[serde(rename = "validate-tokens-10")]
+    ValidateTokens10,
+    /// EdgeTokenService/ValidateTokens over gRPC with 100 valid tokens per call.
+    #[value(name = "validate-tokens-100")]
+    #[serde(rename = "validate-tokens-100")]
+    ValidateTokens100,
+    /// EdgeTokenService/ValidateTokens over gRPC with 1000 valid tokens per call.
+    #[value(name = "validate-tokens-1000")]
+    #[serde(rename = "validate-tokens-1000")]
+    ValidateTokens1000,
+    /// `POST /edge/validate` over HTTP/1.1 with 1 valid token per call.
+    #[value(name = "edge-validate-1")]
+    #[serde(rename = "edge-validate-1")]
+    EdgeValidate1,
+    /// `POST /edge/validate` over HTTP/1.1 with 10 valid tokens per call.
+    #[value(name = "edge-validate-10")]
+    #[serde(rename = "edge-validate-10")]
+    EdgeValidate10,
+    /// `POST /edge/validate` over HTTP/1.1 with 100 valid tokens per call.
+    #[value(name = "edge-validate-100")]
+    #[serde(rename = "edge-validate-100")]
+    EdgeValidate100,
+    /// `POST /edge/validate` over HTTP/1.1 with 1000 valid tokens per call.
+    #[value(name = "edge-validate-1000")]
+    #[serde(rename = "edge-validate-1000")]
+    EdgeValidate1000,
     /// 90 % WhoAmI, 9 % CheckAccess, 1 % CreateSession + RevokeSession.
     Mixed,
 }
 
 impl Scenario {
     /// Every Sigil scenario, in the order a default run takes.
-    pub const SIGIL: [Scenario; 16] = [
+    pub const SIGIL: [Scenario; 25] = [
         Scenario::WhoAmI,
         Scenario::CheckAccess,
         Scenario::CreateAuthorize,
@@ -93,6 +133,15 @@ impl Scenario {
         Scenario::VerifyTokenHs256,
         Scenario::VerifyTokenHs256CheckSession,
         Scenario::VerifyTokenHs256ConsumeJti,
+        Scenario::GetToken,
+        Scenario::ValidateTokens1,
+        Scenario::ValidateTokens10,
+        Scenario::ValidateTokens100,
+        Scenario::ValidateTokens1000,
+        Scenario::EdgeValidate1,
+        Scenario::EdgeValidate10,
+        Scenario::EdgeValidate100,
+        Scenario::EdgeValidate1000,
         Scenario::Mixed,
     ];
 
@@ -114,6 +163,15 @@ impl Scenario {
             Scenario::VerifyTokenHs256 => "verify-token-hs256",
             Scenario::VerifyTokenHs256CheckSession => "verify-token-hs256-check-session",
             Scenario::VerifyTokenHs256ConsumeJti => "verify-token-hs256-consume-jti",
+            Scenario::GetToken => "get-token",
+            Scenario::ValidateTokens1 => "validate-tokens-1",
+            Scenario::ValidateTokens10 => "validate-tokens-10",
+            Scenario::ValidateTokens100 => "validate-tokens-100",
+            Scenario::ValidateTokens1000 => "validate-tokens-1000",
+            Scenario::EdgeValidate1 => "edge-validate-1",
+            Scenario::EdgeValidate10 => "edge-validate-10",
+            Scenario::EdgeValidate100 => "edge-validate-100",
+            Scenario::EdgeValidate1000 => "edge-validate-1000",
             Scenario::Mixed => "mixed",
         }
     }
@@ -150,17 +208,39 @@ impl Scenario {
             Scenario::VerifyTokenHs256ConsumeJti => {
                 Some((Algorithm::Hs256, VerifyMode::ConsumeJti))
             }
-            Scenario::WhoAmI
-            | Scenario::CheckAccess
-            | Scenario::CreateAuthorize
-            | Scenario::Mixed => None,
+            _ => None,
+        }
+    }
+
+    /// How a validation scenario sends its tokens, and how many per call;
+    /// `None` for the others.
+    pub fn validation(self) -> Option<(Transport, usize)> {
+        match self {
+            Scenario::ValidateTokens1 => Some((Transport::Grpc, 1)),
+            Scenario::ValidateTokens10 => Some((Transport::Grpc, 10)),
+            Scenario::ValidateTokens100 => Some((Transport::Grpc, 100)),
+            Scenario::ValidateTokens1000 => Some((Transport::Grpc, 1000)),
+            Scenario::EdgeValidate1 => Some((Transport::Http, 1)),
+            Scenario::EdgeValidate10 => Some((Transport::Http, 10)),
+            Scenario::EdgeValidate100 => Some((Transport::Http, 100)),
+            Scenario::EdgeValidate1000 => Some((Transport::Http, 1000)),
+            _ => None,
         }
     }
 
     /// Whether it draws on the pre-created sessions.
     pub fn needs_sessions(self) -> bool {
-        !matches!(self, Scenario::CreateAuthorize)
+        !matches!(self, Scenario::CreateAuthorize) && self.validation().is_none()
     }
+}
+
+/// How API tokens reach the edge-token service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// EdgeTokenService/ValidateTokens.
+    Grpc,
+    /// `POST /edge/validate`, JSON over HTTP/1.1.
+    Http,
 }
 
 /// One kind of call, ready to be made again and again.
@@ -179,6 +259,13 @@ pub enum Workload {
     Mixed(Mixed),
     /// See [`Scenario::VerifyTokenEddsa`] and its siblings.
     VerifyToken(VerifyToken),
+    /// See [`Scenario::GetToken`].
+    GetToken(GetToken),
+    /// See [`Scenario::ValidateTokens1`] and its siblings.
+    ValidateTokens(ValidateTokens),
+    /// See [`Scenario::EdgeValidate1`] and its siblings; boxed, as the
+    /// HTTP client is far larger than the other workloads.
+    EdgeValidate(Box<EdgeValidate>),
 }
 
 /// What preparing a workload may need: the Sigil, its sessions, the admin
@@ -190,6 +277,8 @@ pub struct Setup<'a> {
     pub sessions: &'a SessionPool,
     /// Its admin key.
     pub admin: &'a AdminBearer,
+    /// Calls in flight: HTTP/1.1 needs a connection for each.
+    pub concurrency: usize,
 }
 
 impl Workload {
@@ -200,6 +289,7 @@ impl Workload {
             endpoint,
             sessions,
             admin,
+            concurrency,
         } = *setup;
         Ok(match scenario {
             Scenario::WhoAmI => Workload::WhoAmI(WhoAmI::new(sessions.clone())),
@@ -208,12 +298,27 @@ impl Workload {
                 Workload::CreateAuthorize(CreateAuthorize::new(admin.clone()))
             }
             Scenario::Mixed => Workload::Mixed(Mixed::new(sessions.clone(), admin.clone())),
-            verify => {
-                let Some((algorithm, mode)) = verify.verification() else {
-                    return Err(BenchError(format!("{} has no workload", verify.name())));
-                };
-                let jwts = jwts::mint_pool(endpoint, admin, sessions, algorithm).await?;
-                Workload::VerifyToken(VerifyToken::new(algorithm, mode, jwts, sessions.clone()))
+            Scenario::GetToken => {
+                jwts::put_template_at(endpoint, admin, GetToken::ALGORITHM).await?;
+                Workload::GetToken(GetToken::new(sessions.clone()))
+            }
+            other => {
+                if let Some((algorithm, mode)) = other.verification() {
+                    let jwts = jwts::mint_pool(endpoint, admin, sessions, algorithm).await?;
+                    Workload::VerifyToken(VerifyToken::new(algorithm, mode, jwts, sessions.clone()))
+                } else if let Some((transport, size)) = other.validation() {
+                    let batch = api_tokens::create_batch(endpoint, admin, size).await?;
+                    match transport {
+                        Transport::Grpc => Workload::ValidateTokens(ValidateTokens::new(batch)),
+                        Transport::Http => Workload::EdgeValidate(Box::new(EdgeValidate::new(
+                            endpoint,
+                            &batch,
+                            concurrency,
+                        )?)),
+                    }
+                } else {
+                    return Err(BenchError(format!("{} has no workload", other.name())));
+                }
             }
         })
     }
@@ -228,6 +333,9 @@ impl Workload {
             Workload::CreateAuthorize(create) => create.call(clients).await,
             Workload::Mixed(mixed) => mixed.call(clients, rng).await,
             Workload::VerifyToken(verify) => verify.call(clients, rng).await,
+            Workload::GetToken(get) => get.call(clients, rng).await,
+            Workload::ValidateTokens(validate) => validate.call(clients).await,
+            Workload::EdgeValidate(validate) => validate.call().await,
         }
     }
 }
@@ -238,6 +346,8 @@ pub struct Clients {
     pub issuer: pb::issuer_service_client::IssuerServiceClient<Channel>,
     /// `sigil.v1.ValidatorService`.
     pub validator: pb::validator_service_client::ValidatorServiceClient<Channel>,
+    /// `sigil.v1.EdgeTokenService`.
+    pub edge: pb::edge_token_service_client::EdgeTokenServiceClient<Channel>,
     /// `sigil_bench.v1.BaselineService`.
     pub baseline: BaselineServiceClient<Channel>,
 }
@@ -248,6 +358,7 @@ impl Clients {
         Clients {
             issuer: pb::issuer_service_client::IssuerServiceClient::new(channel.clone()),
             validator: pb::validator_service_client::ValidatorServiceClient::new(channel.clone()),
+            edge: pb::edge_token_service_client::EdgeTokenServiceClient::new(channel.clone()),
             baseline: BaselineServiceClient::new(channel),
         }
     }
@@ -263,6 +374,10 @@ pub enum CallFailure {
     UnexpectedAnswer,
     /// No answer within `--request-timeout`.
     ClientTimeout,
+    /// An HTTP call answered with this status rather than 200.
+    HttpStatus(u16),
+    /// An HTTP call failed below HTTP: connection refused or reset.
+    HttpTransport,
 }
 
 impl From<Status> for CallFailure {
@@ -278,6 +393,10 @@ impl CallFailure {
             CallFailure::Status(code) => code_name(code),
             CallFailure::UnexpectedAnswer => "UNEXPECTED_ANSWER",
             CallFailure::ClientTimeout => "CLIENT_TIMEOUT",
+            CallFailure::HttpStatus(400..=499) => "HTTP_4XX",
+            CallFailure::HttpStatus(500..=599) => "HTTP_5XX",
+            CallFailure::HttpStatus(_) => "HTTP_OTHER_STATUS",
+            CallFailure::HttpTransport => "HTTP_TRANSPORT",
         }
     }
 }

@@ -19,12 +19,16 @@ const BENCH: &str = env!("CARGO_BIN_EXE_sigil-bench");
 /// The scenarios of the session API, a second each over both stores.
 const SESSION_SCENARIOS: [&str; 4] = ["whoami", "check-access", "create-authorize", "mixed"];
 
-/// One VerifyToken scenario per algorithm, and each check once.
-const TOKEN_SCENARIOS: [&str; 4] = [
+/// One VerifyToken scenario per algorithm and each check once, GetToken,
+/// and ValidateTokens over each transport with a small batch.
+const TOKEN_SCENARIOS: [&str; 7] = [
     "verify-token-eddsa",
     "verify-token-es256-check-session",
     "verify-token-rs256-consume-jti",
     "verify-token-hs256",
+    "get-token",
+    "validate-tokens-10",
+    "edge-validate-10",
 ];
 
 fn run_bench(name: &str, extra: &[&str]) -> (Output, PathBuf) {
