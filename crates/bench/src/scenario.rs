@@ -111,7 +111,8 @@ pub enum Scenario {
     #[value(name = "edge-validate-1000")]
     #[serde(rename = "edge-validate-1000")]
     EdgeValidate1000,
-    /// 90 % WhoAmI, 9 % CheckAccess, 1 % CreateSession + RevokeSession.
+    /// 45 % WhoAmI, 45 % VerifyToken (EdDSA), 9 % ValidateTokens of 10
+    /// tokens, 1 % CreateSession + RevokeSession.
     Mixed,
 }
 
@@ -297,7 +298,18 @@ impl Workload {
             Scenario::CreateAuthorize => {
                 Workload::CreateAuthorize(CreateAuthorize::new(admin.clone()))
             }
-            Scenario::Mixed => Workload::Mixed(Mixed::new(sessions.clone(), admin.clone())),
+            Scenario::Mixed => {
+                let jwts =
+                    jwts::mint_pool(endpoint, admin, sessions, mixed::MIXED_JWT_ALGORITHM).await?;
+                let api_tokens =
+                    api_tokens::create_batch(endpoint, admin, mixed::MIXED_VALIDATE_BATCH).await?;
+                Workload::Mixed(Mixed::new(
+                    sessions.clone(),
+                    jwts,
+                    api_tokens,
+                    admin.clone(),
+                ))
+            }
             Scenario::GetToken => {
                 jwts::put_template_at(endpoint, admin, GetToken::ALGORITHM).await?;
                 Workload::GetToken(GetToken::new(sessions.clone()))
