@@ -11,7 +11,9 @@
 
 pub mod cli;
 
+mod api_tokens;
 mod baseline;
+mod jwts;
 mod load;
 mod loopback;
 mod machine;

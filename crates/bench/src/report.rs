@@ -215,7 +215,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<17} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} errors",
+            "\n{:<32} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} errors",
             "scenario",
             "req/s",
             "p50 µs",
@@ -269,7 +269,7 @@ impl Report {
             let latency = measurement.latency_micros;
             let _ = writeln!(
                 out,
-                "{:<17} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} {errors}",
+                "{:<32} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} {errors}",
                 measurement.name,
                 measurement.requests_per_second,
                 latency.p50,

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::AdminKey;
+use sigil_jwt::MasterKey;
 
 use crate::{
     BenchError,
@@ -15,7 +16,7 @@ use crate::{
     pin,
     redis_server::RedisServer,
     report::{Measurement, Report, Settings},
-    scenario::{AdminBearer, Echo, RedisGet, Workload},
+    scenario::{AdminBearer, Echo, RedisGet, Setup, Workload},
     server::{Launch, RunningServer},
     sessions::{self, Creation, PoolShape},
 };
@@ -70,6 +71,9 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         in_process: args.in_process,
         server_cpu: args.server_cpu,
         redis_url: redis_url.clone(),
+        // JWT calls need a master key; one for this run only is enough, as
+        // everything it seals lives only as long as the run's stores.
+        master_key: MasterKey::generate(&mut UnwrapErr(SysRng)).to_base64(),
     };
     let baseline = RunningServer::start(ServerKind::Baseline, &launch, &admin_key).await?;
     let sigil = match &args.target {
@@ -120,7 +124,13 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             shape,
         )
         .await?;
-        let workload = Arc::new(Workload::of(*scenario, &pool, &admin));
+        let setup = Setup {
+            endpoint: &sigil.endpoint,
+            sessions: &pool,
+            admin: &admin,
+            concurrency: args.concurrency,
+        };
+        let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
         let mut figure =
             measure_one(scenario.name(), ServerKind::Sigil, &workload, &sigil, shape).await?;
         figure.compare_with(&ceiling);

@@ -35,7 +35,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// How sigil-bench starts the servers it measures.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Launch {
     /// Serve in this process rather than as child processes.
     pub in_process: bool,
@@ -43,6 +43,8 @@ pub struct Launch {
     pub server_cpu: Option<usize>,
     /// Redis for Sigil's store and the baseline's GET; memory without it.
     pub redis_url: Option<String>,
+    /// Sigil's master key (base64), which JWT calls need. Never printed.
+    pub master_key: String,
 }
 
 /// A server being measured.
@@ -225,6 +227,7 @@ fn start_child(
         // The admin key goes by environment, not argv, so `ps` does not
         // show it.
         .env("SIGIL_ADMIN_KEYS", admin_key)
+        .env("SIGIL_MASTER_KEY", &launch.master_key)
         // Session creation is the benchmark's own setup and one of its
         // scenarios: the abuse limits must not pace it.
         .env("SIGIL_CREATE_SESSION_RATE_PER_PEER", "0")
@@ -250,7 +253,7 @@ async fn start_in_process(
     launch: &Launch,
     admin_key: &str,
 ) -> Result<RunningServer, BenchError> {
-    let common = common_args(launch.redis_url.clone(), admin_key);
+    let common = common_args(launch, admin_key);
     let context = Context::from_args(&common).map_err(BenchError)?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
@@ -312,6 +315,8 @@ fn services_for(
                 template_cache_ttl: Duration::from_secs(5),
             };
             sigil_validator::add_to(&mut services, context, &keys)?;
+            // EdgeTokenService, and `POST /edge/validate` on the same port.
+            sigil_edge_token::add_to(&mut services, context);
         }
         ServerKind::Baseline => baseline::add_to(
             &mut services,
@@ -322,8 +327,10 @@ fn services_for(
     Ok(services)
 }
 
-/// Sigil's defaults, with this store and admin key.
-fn common_args(redis_url: Option<String>, admin_key: &str) -> CommonArgs {
+/// Sigil's defaults, with the store and master key of `launch` and this
+/// admin key.
+fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
+    let redis_url = launch.redis_url.clone();
     CommonArgs {
         log: LogArgs {
             log_format: LogFormat::Human,
@@ -347,7 +354,7 @@ fn common_args(redis_url: Option<String>, admin_key: &str) -> CommonArgs {
             revoked_retention: Duration::from_secs(24 * 3600),
         },
         jwt: JwtArgs {
-            master_key: None,
+            master_key: Some(launch.master_key.clone()),
             max_token_lifetime: Duration::from_secs(3600),
         },
         max_request_bytes: 100 * 1024,

@@ -41,6 +41,11 @@ impl SessionPool {
     pub fn pick(&self, rng: &mut FastRng) -> &str {
         &self.0[rng.below(self.0.len())]
     }
+
+    /// The `index`th session key, wrapping around the pool.
+    pub fn nth(&self, index: usize) -> &str {
+        &self.0[index % self.0.len()]
+    }
 }
 
 impl std::fmt::Debug for SessionPool {

@@ -1,6 +1,8 @@
-//! CI smoke of `sigil-bench`: every scenario for about a second with a few
-//! sessions, through the real binary, against a `redis-server` it starts
-//! and against the in-memory store in process. Asserts that calls completed
+//! CI smoke of `sigil-bench`: the session scenarios for about a second
+//! each with a few sessions, through the real binary, against a
+//! `redis-server` it starts and against the in-memory store in process; the
+//! token scenarios (one per algorithm and per VerifyToken check, GetToken,
+//! ValidateTokens) shorter, in process only. Asserts that calls completed
 //! and none failed — never how fast they were.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -14,13 +16,28 @@ use serde_json::Value;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_sigil-bench");
 
+/// The scenarios of the session API, a second each over both stores.
+const SESSION_SCENARIOS: [&str; 4] = ["whoami", "check-access", "create-authorize", "mixed"];
+
+/// One VerifyToken scenario per algorithm and each check once, GetToken,
+/// and ValidateTokens over each transport with a small batch.
+const TOKEN_SCENARIOS: [&str; 7] = [
+    "verify-token-eddsa",
+    "verify-token-es256-check-session",
+    "verify-token-rs256-consume-jti",
+    "verify-token-hs256",
+    "get-token",
+    "validate-tokens-10",
+    "edge-validate-10",
+];
+
 fn run_bench(name: &str, extra: &[&str]) -> (Output, PathBuf) {
     let json = std::env::temp_dir().join(format!(
         "sigil-bench-smoke-{}-{name}.json",
         std::process::id()
     ));
     let output = Command::new(BENCH)
-        .args(["run", "--duration", "1s", "--warmup", "200ms"])
+        .arg("run")
         .args([
             "--sessions",
             "50",
@@ -37,10 +54,20 @@ fn run_bench(name: &str, extra: &[&str]) -> (Output, PathBuf) {
     (output, json)
 }
 
-/// Runs every scenario and checks each measurement completed calls with no
-/// error, and each Sigil figure has its baseline ratio.
-fn every_scenario_completes_without_errors(name: &str, extra: &[&str], baseline: &str) {
-    let (output, json) = run_bench(name, extra);
+/// Runs `scenarios` for `duration` each and checks each measurement
+/// completed calls with no error, and each Sigil figure has its baseline
+/// ratio.
+fn scenarios_complete_without_errors(
+    name: &str,
+    scenarios: &[&str],
+    duration: &str,
+    extra: &[&str],
+    baseline: &str,
+) {
+    let mut args = vec!["--duration", duration, "--warmup", "100ms"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(scenarios);
+    let (output, json) = run_bench(name, &args);
     assert!(
         output.status.success(),
         "sigil-bench failed: {}",
@@ -54,15 +81,9 @@ fn every_scenario_completes_without_errors(name: &str, extra: &[&str], baseline:
         .iter()
         .map(|measurement| measurement["name"].as_str().unwrap())
         .collect();
-    for expected in [
-        "baseline-echo",
-        "whoami",
-        "check-access",
-        "create-authorize",
-        "mixed",
-    ] {
+    for expected in std::iter::once(&"baseline-echo").chain(scenarios) {
         assert!(
-            names.contains(&expected),
+            names.contains(expected),
             "{expected} missing from {names:?}"
         );
     }
@@ -89,18 +110,31 @@ fn every_scenario_completes_without_errors(name: &str, extra: &[&str], baseline:
         }
     }
     let table = String::from_utf8_lossy(&output.stdout);
-    assert!(table.contains("whoami"), "no table on stdout: {table}");
+    assert!(table.contains(scenarios[0]), "no table on stdout: {table}");
 }
 
 #[test]
-fn child_processes_over_redis_complete_every_scenario() {
-    every_scenario_completes_without_errors("redis", &[], "baseline-get");
+fn child_processes_over_redis_complete_the_session_scenarios() {
+    scenarios_complete_without_errors("redis", &SESSION_SCENARIOS, "1s", &[], "baseline-get");
 }
 
 #[test]
-fn in_process_over_memory_completes_every_scenario() {
-    every_scenario_completes_without_errors(
+fn in_process_over_memory_completes_the_session_scenarios() {
+    scenarios_complete_without_errors(
         "memory",
+        &SESSION_SCENARIOS,
+        "1s",
+        &["--store", "memory", "--in-process"],
+        "baseline-echo",
+    );
+}
+
+#[test]
+fn in_process_over_memory_completes_the_token_scenarios() {
+    scenarios_complete_without_errors(
+        "tokens",
+        &TOKEN_SCENARIOS,
+        "500ms",
         &["--store", "memory", "--in-process"],
         "baseline-echo",
     );
