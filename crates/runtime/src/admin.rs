@@ -60,8 +60,10 @@ impl AdminKeys {
 
 /// Re-reads the admin keys (`--admin-keys` plus `--admin-keys-file`) into
 /// `keys` whenever the file's modification time changes (checked every
-/// `poll`) or the process gets SIGHUP. A file that does not parse leaves the
-/// keys in force as they were, and says why in the log.
+/// `poll`) or the process gets SIGHUP. A file that does not parse, or holds
+/// no key, leaves the keys in force as they were, and says why in the log.
+/// Replace the file atomically (write another, then rename), as Kubernetes
+/// does for a mounted Secret, so a half-written file is never read.
 pub async fn watch_admin_keys(args: AdminArgs, keys: AdminKeys, poll: Duration) {
     let Some(path) = args.admin_keys_file.clone() else {
         return;
@@ -93,15 +95,24 @@ pub async fn watch_admin_keys(args: AdminArgs, keys: AdminKeys, poll: Duration) 
             continue;
         }
         last_seen = now_seen;
-        match args.keys() {
-            Ok(reloaded) => {
-                let count = reloaded.current().len();
-                keys.replace(reloaded.current().to_vec());
-                tracing::info!(keys = count, "admin keys reloaded");
-            }
+        match reload_admin_keys(&args, &keys) {
+            Ok(count) => tracing::info!(keys = count, "admin keys reloaded"),
             Err(error) => tracing::warn!(%error, "admin keys not reloaded; the old keys stay"),
         }
     }
+}
+
+/// Reads the admin keys again into `keys`; on any error, or when the
+/// configuration holds no key at all (a file caught mid-write can read
+/// empty, and no keys would lock every admin out), `keys` stay as they were.
+pub fn reload_admin_keys(args: &AdminArgs, keys: &AdminKeys) -> Result<usize, String> {
+    let reloaded = args.keys()?;
+    let count = reloaded.current().len();
+    if count == 0 {
+        return Err("the configuration holds no admin key".into());
+    }
+    keys.replace(reloaded.current().to_vec());
+    Ok(count)
 }
 
 /// The token of an `authorization: Bearer <token>` header, if well formed.
@@ -129,6 +140,30 @@ mod tests {
             metadata.insert("authorization", header.parse().expect("ascii"));
         }
         keys().check(&metadata)
+    }
+
+    #[test]
+    fn a_broken_or_empty_key_file_keeps_the_keys_in_force() {
+        let path = std::env::temp_dir().join(format!("sigil-reload-{}", std::process::id()));
+        let args = AdminArgs {
+            admin_keys: vec![],
+            admin_keys_file: Some(path.clone()),
+        };
+        let keys = keys();
+        let mut metadata = MetadataMap::new();
+        metadata.insert(
+            "authorization",
+            "Bearer first-admin-key-0123456789".parse().expect("ascii"),
+        );
+        for contents in ["short\n", "", "# only a comment\n"] {
+            std::fs::write(&path, contents).expect("temp file");
+            assert!(reload_admin_keys(&args, &keys).is_err(), "{contents:?}");
+            assert!(keys.check(&metadata).is_ok(), "{contents:?} kept the keys");
+        }
+        std::fs::write(&path, "a-brand-new-admin-key-0123456789\n").expect("temp file");
+        assert_eq!(reload_admin_keys(&args, &keys), Ok(1));
+        assert!(keys.check(&metadata).is_err(), "the old key is gone");
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod telemetry;
 mod tokens;
 mod trace_context;
 
-pub use admin::{AdminKeys, bearer_token, watch_admin_keys};
+pub use admin::{AdminKeys, bearer_token, reload_admin_keys, watch_admin_keys};
 pub use admission::Admission;
 pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
 pub use context::Context;
