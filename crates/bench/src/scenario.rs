@@ -4,6 +4,7 @@
 //! new variant and a new module.
 
 mod baseline_calls;
+mod batch_whoami;
 mod check_access;
 mod create_authorize;
 mod create_revoke;
@@ -32,6 +33,7 @@ use crate::{
 };
 
 pub use baseline_calls::{Echo, RedisGet};
+pub use batch_whoami::BatchWhoAmI;
 pub use check_access::CheckAccess;
 pub use create_authorize::CreateAuthorize;
 pub use edge_validate::EdgeValidate;
@@ -49,6 +51,11 @@ pub enum Scenario {
     #[value(name = "whoami")]
     #[serde(rename = "whoami")]
     WhoAmI,
+    /// BatchWhoAmI of 100 tokens drawn at random from the pre-created
+    /// sessions: one store round trip for the whole batch.
+    #[value(name = "batch-whoami-100")]
+    #[serde(rename = "batch-whoami-100")]
+    BatchWhoAmI100,
     /// CheckAccess: permission hits, glob-rule hits, rule and no-rule misses.
     CheckAccess,
     /// CreateSession then AuthorizeSession, counted as one operation.
@@ -118,8 +125,9 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every Sigil scenario, in the order a default run takes.
-    pub const SIGIL: [Scenario; 25] = [
+    pub const SIGIL: [Scenario; 26] = [
         Scenario::WhoAmI,
+        Scenario::BatchWhoAmI100,
         Scenario::CheckAccess,
         Scenario::CreateAuthorize,
         Scenario::VerifyTokenEddsa,
@@ -150,6 +158,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::WhoAmI => "whoami",
+            Scenario::BatchWhoAmI100 => "batch-whoami-100",
             Scenario::CheckAccess => "check-access",
             Scenario::CreateAuthorize => "create-authorize",
             Scenario::VerifyTokenEddsa => "verify-token-eddsa",
@@ -252,6 +261,8 @@ pub enum Workload {
     RedisGet(RedisGet),
     /// See [`Scenario::WhoAmI`].
     WhoAmI(WhoAmI),
+    /// See [`Scenario::BatchWhoAmI100`].
+    BatchWhoAmI(BatchWhoAmI),
     /// See [`Scenario::CheckAccess`].
     CheckAccess(CheckAccess),
     /// See [`Scenario::CreateAuthorize`].
@@ -294,6 +305,9 @@ impl Workload {
         } = *setup;
         Ok(match scenario {
             Scenario::WhoAmI => Workload::WhoAmI(WhoAmI::new(sessions.clone())),
+            Scenario::BatchWhoAmI100 => {
+                Workload::BatchWhoAmI(BatchWhoAmI::new(sessions.clone(), 100))
+            }
             Scenario::CheckAccess => Workload::CheckAccess(CheckAccess::new(sessions.clone())),
             Scenario::CreateAuthorize => {
                 Workload::CreateAuthorize(CreateAuthorize::new(admin.clone()))
@@ -341,6 +355,7 @@ impl Workload {
             Workload::Echo(echo) => echo.call(clients).await,
             Workload::RedisGet(get) => get.call(clients).await,
             Workload::WhoAmI(whoami) => whoami.call(clients, rng).await,
+            Workload::BatchWhoAmI(batch) => batch.call(clients, rng).await,
             Workload::CheckAccess(check) => check.call(clients, rng).await,
             Workload::CreateAuthorize(create) => create.call(clients).await,
             Workload::Mixed(mixed) => mixed.call(clients, rng).await,

@@ -17,7 +17,13 @@ use serde_json::Value;
 const BENCH: &str = env!("CARGO_BIN_EXE_sigil-bench");
 
 /// The scenarios of the session API, a second each over both stores.
-const SESSION_SCENARIOS: [&str; 4] = ["whoami", "check-access", "create-authorize", "mixed"];
+const SESSION_SCENARIOS: [&str; 5] = [
+    "whoami",
+    "batch-whoami-100",
+    "check-access",
+    "create-authorize",
+    "mixed",
+];
 
 /// One VerifyToken scenario per algorithm and each check once, GetToken,
 /// and ValidateTokens over each transport with a small batch.
