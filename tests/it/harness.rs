@@ -571,6 +571,13 @@ pub fn grpcurl() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/grpcurl"))
 }
 
+/// The Python the README's test command installs (with PyJWT and grpcio).
+pub fn python() -> PathBuf {
+    std::env::var_os("SIGIL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+}
+
 /// Polls `check` until it holds, failing the test after [`DEADLINE`].
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where

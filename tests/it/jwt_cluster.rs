@@ -130,8 +130,7 @@ async fn pyjwt_verifies_every_algorithm_with_the_http_jwks() {
         }
         tokens.push(token(&h, &key, name).await.jwt);
     }
-    let python = std::env::var("SIGIL_PYTHON")
-        .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let python = crate::harness::python();
     let output = Command::new(python)
         .arg("-c")
         .arg(PYJWT_VERIFY)

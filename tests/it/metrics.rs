@@ -10,8 +10,7 @@ use crate::harness::Harness;
 
 /// Fetches `/metrics` with Python's urllib (HTTP/1.1, a non-Rust client).
 fn scrape(h: &Harness) -> String {
-    let python = std::env::var("SIGIL_PYTHON")
-        .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let python = crate::harness::python();
     let script = "import sys, urllib.request\n\
         r = urllib.request.urlopen(f'http://{sys.argv[1]}/metrics')\n\
         assert r.status == 200 and r.headers['content-type'].startswith('text/plain')\n\
@@ -67,6 +66,14 @@ async fn metrics_count_calls_codes_and_sessions() {
         })
         .await;
     assert!(refused.is_err());
+    let validated = h
+        .edge_tokens()
+        .await
+        .validate_tokens(pb::ValidateTokensRequest {
+            tokens: vec!["default:development.nonsense".into()],
+        })
+        .await;
+    assert!(validated.is_ok());
     h.issuer()
         .await
         .revoke_session(crate::harness::admin(pb::RevokeSessionRequest {
@@ -82,6 +89,10 @@ async fn metrics_count_calls_codes_and_sessions() {
         ("sigil_sessions_created_total", &[][..]),
         ("sigil_sessions_authorized_total", &[][..]),
         ("sigil_sessions_revoked_total", &[][..]),
+        (
+            "sigil_api_tokens_validated_total",
+            &[("result", "invalid")][..],
+        ),
         ("sigil_grpc_request_duration_seconds_count", &create_ok[..2]),
     ] {
         let moved = sample(&after, name, labels) - sample(&before, name, labels);

@@ -65,6 +65,11 @@ impl EdgeTokens {
             valid = valid.len(),
             "tokens validated"
         );
+        // Counted here, so gRPC and `/edge/validate` count alike.
+        metrics::counter!("sigil_api_tokens_validated_total", "result" => "valid")
+            .increment(valid.len() as u64);
+        metrics::counter!("sigil_api_tokens_validated_total", "result" => "invalid")
+            .increment((texts.len() - valid.len()) as u64);
         Ok(valid)
     }
 
