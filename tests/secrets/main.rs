@@ -226,6 +226,12 @@ async fn no_secret_in_redis_logs_or_spans_after_a_full_run() {
     let logs = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     let redis = redis_dump(&h).await;
     assert!(logs.lines().count() > 20, "the trace level logged the run");
+    // Log lines inside a call carry its trace id, to find them from a trace.
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("session created") && line.contains("\"trace_id\":\"")),
+        "no trace id on the log line of a call"
+    );
 
     let secrets = [
         ("session key", created.session_key.as_str()),
