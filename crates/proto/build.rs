@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "issuer.proto",
         "validator.proto",
         "edge_token.proto",
+        "event.proto",
     ]
     .map(|file| proto_root.join("sigil/v1").join(file));
     for file in &files {

@@ -225,7 +225,10 @@ async fn empty_batches_answer_nothing(h: Harness) {
 }
 
 /// Calls of one Redis command so far.
-async fn calls_of(redis: &mut ::redis::aio::MultiplexedConnection, command: &str) -> u64 {
+pub(crate) async fn calls_of(
+    redis: &mut ::redis::aio::MultiplexedConnection,
+    command: &str,
+) -> u64 {
     let info: String = ::redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)

@@ -17,15 +17,16 @@ use sigil_jwt::MasterKey;
 use sigil_proto::v1 as pb;
 use sigil_runtime::{AdminKeys, Context, Limits, Services};
 use sigil_store::{
-    ApiTokenStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock,
+    ApiTokenStore, EventStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore,
+    SystemClock,
 };
 use sigil_validator::KeySettings;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 
 pub use pb::{
-    edge_token_service_client::EdgeTokenServiceClient, issuer_service_client::IssuerServiceClient,
-    validator_service_client::ValidatorServiceClient,
+    edge_token_service_client::EdgeTokenServiceClient, event_service_client::EventServiceClient,
+    issuer_service_client::IssuerServiceClient, validator_service_client::ValidatorServiceClient,
 };
 pub use tonic_health::pb::health_client::HealthClient;
 
@@ -140,6 +141,11 @@ pub enum Role {
         /// Where the issuer is (or will be).
         issuer: SocketAddr,
     },
+    /// The validator alone, with the session near-cache on.
+    CachingValidator {
+        /// Where the issuer is (or will be).
+        issuer: SocketAddr,
+    },
 }
 
 /// A server started by the harness; stopped when dropped.
@@ -161,6 +167,7 @@ impl Server {
             issuer_url: format!("http://{issuer}"),
             jwks_refresh_interval: Duration::from_millis(50),
             template_cache_ttl: Duration::ZERO,
+            session_cache: None,
         };
         let mut services = Services::default();
         match role {
@@ -174,6 +181,16 @@ impl Server {
             Role::Validator { issuer } => {
                 sigil_validator::add_to(&mut services, context, &key_settings(issuer))
                     .expect("valid url")
+            }
+            Role::CachingValidator { issuer } => {
+                let settings = KeySettings {
+                    session_cache: Some(sigil_store::SessionCacheSettings {
+                        max_entries: 10_000,
+                        time_to_live: Duration::from_secs(3600),
+                    }),
+                    ..key_settings(issuer)
+                };
+                sigil_validator::add_to(&mut services, context, &settings).expect("valid url")
             }
         }
         let http = services.http_routes().map(|routes| {
@@ -259,6 +276,20 @@ pub struct Harness {
     server: Server,
 }
 
+/// How every test reaches `redis`.
+pub fn redis_config(redis: &RedisServer) -> RedisConfig {
+    RedisConfig {
+        url: redis.url(),
+        timeout: Duration::from_millis(500),
+        event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
+    }
+}
+
+/// A store over `redis` as every test reaches it.
+pub fn redis_store(redis: &RedisServer) -> RedisStore {
+    RedisStore::new(&redis_config(redis)).expect("valid url")
+}
+
 impl Harness {
     /// Services over the in-memory store.
     pub async fn memory() -> Harness {
@@ -277,17 +308,47 @@ impl Harness {
     /// Services over a fresh `redis-server`, with this session policy.
     pub async fn redis_with_policy(policy: SessionPolicy) -> Harness {
         let redis = RedisServer::start().await;
-        let store = RedisStore::new(&RedisConfig {
-            url: redis.url(),
-            timeout: Duration::from_millis(500),
-        })
-        .expect("valid url");
+        let store = redis_store(&redis);
         Harness::start_with(
             Arc::new(store),
             start_clock(),
             Some(redis),
             Limits::default(),
             policy,
+        )
+        .await
+    }
+
+    /// Services over the in-memory store keeping only `retention` events.
+    pub async fn memory_keeping_events(retention: usize) -> Harness {
+        let clock = start_clock();
+        let store = MemoryStore::new(clock.clone()).with_event_retention(retention);
+        Harness::start(Arc::new(store), clock, None, Limits::default()).await
+    }
+
+    /// Services over a fresh `redis-server` keeping about `retention`
+    /// events. Redis trims a stream by whole nodes; nodes of two entries
+    /// make "about" close to exact.
+    pub async fn redis_keeping_events(retention: usize) -> Harness {
+        let redis = RedisServer::start().await;
+        let mut connection = redis.connection().await;
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("stream-node-max-entries")
+            .arg(2)
+            .query_async(&mut connection)
+            .await
+            .expect("CONFIG SET");
+        let store = RedisStore::new(&RedisConfig {
+            event_retention: retention,
+            ..redis_config(&redis)
+        })
+        .expect("valid url");
+        Harness::start(
+            Arc::new(store),
+            start_clock(),
+            Some(redis),
+            Limits::default(),
         )
         .await
     }
@@ -300,11 +361,7 @@ impl Harness {
     /// Services over a fresh `redis-server`, with these limits.
     pub async fn redis_with(limits: Limits) -> Harness {
         let redis = RedisServer::start().await;
-        let store = RedisStore::new(&RedisConfig {
-            url: redis.url(),
-            timeout: Duration::from_millis(500),
-        })
-        .expect("valid url");
+        let store = redis_store(&redis);
         Harness::start(Arc::new(store), start_clock(), Some(redis), limits).await
     }
 
@@ -312,16 +369,12 @@ impl Harness {
     /// this harness, with its own clock at the same time.
     pub async fn another_on_same_redis(&self) -> Harness {
         let redis = self.redis.as_ref().expect("a Redis harness");
-        let store = RedisStore::new(&RedisConfig {
-            url: redis.url(),
-            timeout: Duration::from_millis(500),
-        })
-        .expect("valid url");
+        let store = redis_store(redis);
         let clock = Arc::new(ManualClock(AtomicI64::new(self.clock.now().unix_ms())));
         Harness::start(Arc::new(store), clock, None, Limits::default()).await
     }
 
-    async fn start<S: SessionStore + ApiTokenStore + JwtStore>(
+    async fn start<S: SessionStore + ApiTokenStore + JwtStore + EventStore>(
         store: Arc<S>,
         clock: Arc<ManualClock>,
         redis: Option<RedisServer>,
@@ -330,7 +383,7 @@ impl Harness {
         Harness::start_with(store, clock, redis, limits, SessionPolicy::default()).await
     }
 
-    async fn start_with<S: SessionStore + ApiTokenStore + JwtStore>(
+    async fn start_with<S: SessionStore + ApiTokenStore + JwtStore + EventStore>(
         store: Arc<S>,
         clock: Arc<ManualClock>,
         redis: Option<RedisServer>,
@@ -340,7 +393,8 @@ impl Harness {
         let context = Context {
             store: store.clone(),
             api_tokens: store.clone(),
-            jwt_store: store,
+            jwt_store: store.clone(),
+            events: store,
             clock: clock.clone(),
             admin: AdminKeys::new(vec![AdminKey::from_configured(ADMIN_KEY).expect("valid")]),
             policy,
@@ -379,6 +433,11 @@ impl Harness {
     /// A client of the edge-token service.
     pub async fn edge_tokens(&self) -> EdgeTokenServiceClient<Channel> {
         EdgeTokenServiceClient::new(self.channel().await)
+    }
+
+    /// A client of the event feed.
+    pub async fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.channel().await)
     }
 
     /// A client of gRPC health.

@@ -36,6 +36,9 @@ async fn redis_holds_no_usable_secret() {
                 let members: Vec<String> = redis.zrange(key, 0, -1).await.unwrap();
                 dump.push_str(&members.join("\n"));
             }
+            // The event feed: its counter and its entries.
+            "string" => dump.push_str(&redis.get::<_, String>(key).await.unwrap()),
+            "stream" => dump.push_str(&stream_entries(&mut redis, key).await),
             other => panic!("unexpected key type {other} for {key}"),
         }
     }
@@ -155,4 +158,20 @@ async fn who_am_i_and_check_access_cost_one_redis_command() {
         .await;
     assert!(refused.is_err());
     assert_eq!(commands_run(&mut redis).await - before, 0);
+}
+
+/// Every field and value of stream `key`, one per line.
+async fn stream_entries(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> String {
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(redis)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .flat_map(|(id, fields)| std::iter::once(id).chain(fields))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -66,6 +66,20 @@ async fn redis_dump(h: &Harness) -> String {
             "zset" => redis.zrange(key, 0, -1).await.unwrap(),
             "set" => redis.smembers(key).await.unwrap(),
             "list" => redis.lrange(key, 0, -1).await.unwrap(),
+            // The event feed: ids and every field of every entry.
+            "stream" => {
+                let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                    .arg(key)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+                entries
+                    .into_iter()
+                    .flat_map(|(id, fields)| std::iter::once(id).chain(fields))
+                    .collect()
+            }
             other => panic!("unexpected key type {other} for {key}"),
         };
         dump.push('\n');

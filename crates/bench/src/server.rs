@@ -313,6 +313,7 @@ fn services_for(
                 issuer_url: format!("http://{address}"),
                 jwks_refresh_interval: Duration::from_secs(1),
                 template_cache_ttl: Duration::from_secs(5),
+                session_cache: None,
             };
             sigil_validator::add_to(&mut services, context, &keys)?;
             // EdgeTokenService, and `POST /edge/validate` on the same port.
@@ -340,6 +341,7 @@ fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
             redis_url,
             redis_timeout: REDIS_TIMEOUT,
             health_interval: HEALTH_INTERVAL,
+            event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         },
         admin: AdminArgs {
             admin_keys: vec![admin_key.to_owned()],

@@ -84,6 +84,15 @@ pub enum Error {
     /// No API token has this id (any more): unknown, expired or revoked.
     #[error("API token not found")]
     ApiTokenNotFound,
+    /// Events after this cursor are no longer retained (or the cursor is
+    /// from before the store lost its state): the reader missed events and
+    /// must start over, dropping whatever it derived from them.
+    #[error("events after this cursor are no longer retained")]
+    EventCursorExpired,
+    /// The server is shutting down; a long-lived call ends with this so the
+    /// client resumes elsewhere.
+    #[error("server shutting down")]
+    ShuttingDown,
     /// An HTTP request's content type is not JSON (HTTP only).
     #[error("content type must be application/json")]
     UnsupportedMediaType,

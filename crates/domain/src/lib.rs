@@ -10,6 +10,7 @@ mod access;
 mod api_token;
 mod assurance;
 mod error;
+mod event;
 mod field;
 mod page_token;
 mod secret;
@@ -27,6 +28,7 @@ pub use api_token::{
 };
 pub use assurance::AssuranceLevel;
 pub use error::{Error, Result, TokenRejection};
+pub use event::{Event, EventCursor, EventKind, StoredEvent, event_matches};
 pub use field::FieldPath;
 pub use page_token::PageTokenKey;
 pub use secret::{AdminKey, Nonce, SecretHash, SessionKey};

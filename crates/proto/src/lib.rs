@@ -4,6 +4,8 @@
 
 /// Conversions between wire and domain types.
 pub mod convert;
+/// Conversions for events.
+pub mod event;
 /// Conversions for JWT templates, keys and claims.
 pub mod jwt;
 /// Domain errors as gRPC statuses.

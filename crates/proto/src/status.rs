@@ -69,6 +69,8 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
         Error::Unavailable(_) => (Code::Unavailable, "STORE_UNAVAILABLE"),
         Error::CorruptRecord(_) => (Code::Internal, "CORRUPT_RECORD"),
         Error::ApiTokenNotFound => (Code::NotFound, "API_TOKEN_NOT_FOUND"),
+        Error::EventCursorExpired => (Code::OutOfRange, "EVENT_CURSOR_EXPIRED"),
+        Error::ShuttingDown => (Code::Unavailable, "SHUTTING_DOWN"),
         // HTTP-only refusals; their gRPC codes are for completeness.
         Error::UnsupportedMediaType => (Code::InvalidArgument, "UNSUPPORTED_MEDIA_TYPE"),
         Error::MethodNotAllowed => (Code::Unimplemented, "METHOD_NOT_ALLOWED"),

@@ -92,6 +92,10 @@ pub struct StoreArgs {
     /// Give up on one Redis call after this long and answer UNAVAILABLE.
     #[arg(long, env = "SIGIL_REDIS_TIMEOUT", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub redis_timeout: Duration,
+    /// About how many events the event stream keeps; a watcher resuming
+    /// from an older cursor gets OUT_OF_RANGE.
+    #[arg(long, env = "SIGIL_EVENT_RETENTION", default_value_t = sigil_store::DEFAULT_EVENT_RETENTION)]
+    pub event_retention: usize,
     /// How often to check that the store answers, for gRPC health.
     #[arg(long, env = "SIGIL_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,

@@ -3,16 +3,18 @@ use std::{sync::Arc, time::Duration};
 use sigil_domain::{Clock, SessionPolicy};
 use sigil_jwt::{MasterKey, TemplateLimits};
 use sigil_store::{
-    ApiTokenStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore, SystemClock,
+    ApiTokenStore, EventStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore,
+    SystemClock,
 };
 
 use crate::{AdminKeys, Limits};
 
-/// One store seen as a session, API token and JWT store.
+/// One store seen as a session, API token, JWT and event store.
 type Stores = (
     Arc<dyn SessionStore>,
     Arc<dyn ApiTokenStore>,
     Arc<dyn JwtStore>,
+    Arc<dyn EventStore>,
 );
 
 /// What a service's handlers need: the store, the clock, the admin keys and
@@ -41,6 +43,8 @@ pub struct Context {
     pub max_token_lifetime: Duration,
     /// Limits on CreateSession, the call anyone may make.
     pub rate_limits: crate::RateLimits,
+    /// The feed of changes (the same store as sessions).
+    pub events: Arc<dyn EventStore>,
 }
 
 impl Context {
@@ -48,26 +52,30 @@ impl Context {
     /// in-memory store, with a warning that it is single-process.
     pub fn from_args(args: &crate::CommonArgs) -> Result<Context, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let (store, api_tokens, jwt_store): Stores = match &args.store.redis_url {
+        let (store, api_tokens, jwt_store, events): Stores = match &args.store.redis_url {
             Some(url) => {
                 let config = RedisConfig {
                     url: url.clone(),
                     timeout: args.store.redis_timeout,
+                    event_retention: args.store.event_retention,
                 };
                 // The error may quote the URL, password included: say only
                 // what is wrong with it.
                 let store = RedisStore::new(&config)
                     .map_err(|error| format!("bad SIGIL_REDIS_URL: {}", error.category()))?;
                 let store = Arc::new(store);
-                (store.clone(), store.clone(), store)
+                (store.clone(), store.clone(), store.clone(), store)
             }
             None => {
                 tracing::warn!(
                     "no SIGIL_REDIS_URL: sessions live in this process's memory, are not shared \
                      with other processes and are lost on exit"
                 );
-                let store = Arc::new(MemoryStore::new(clock.clone()));
-                (store.clone(), store.clone(), store)
+                let store = Arc::new(
+                    MemoryStore::new(clock.clone())
+                        .with_event_retention(args.store.event_retention),
+                );
+                (store.clone(), store.clone(), store.clone(), store)
             }
         };
         let admin = args.admin.keys()?;
@@ -91,6 +99,7 @@ impl Context {
                 per_peer: args.create_session_rate_per_peer,
                 global: args.create_session_rate,
             }),
+            events,
         })
     }
 }

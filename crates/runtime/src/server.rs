@@ -5,7 +5,7 @@
 
 use std::{future::Future, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tonic::{
     service::{Routes, RoutesBuilder},
     transport::{Server, server::TcpIncoming},
@@ -21,6 +21,8 @@ pub struct Services {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     http: Option<axum::Router>,
+    /// Turns true when the server starts draining.
+    draining: watch::Sender<bool>,
 }
 
 impl Services {
@@ -51,6 +53,12 @@ impl Services {
             None => router,
         });
         self
+    }
+
+    /// Turns true when the server starts to drain: long-lived streams watch
+    /// it to end, since a drain waits for every call in flight.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
     }
 
     /// The HTTP/JSON routes, if any were added: for a listener of their own.
@@ -116,7 +124,10 @@ pub async fn serve(
         .layer(Around::new(crate::TraceContext))
         .layer(Around::new(crate::Admission::new(&context.limits)))
         .layer(context.limits.layer())
-        .serve_with_incoming_shutdown(routes, incoming, shutdown)
+        .serve_with_incoming_shutdown(routes, incoming, async move {
+            shutdown.await;
+            services.draining.send_replace(true);
+        })
         .await;
     watcher.abort();
     served

@@ -7,16 +7,21 @@
 //! Every rule about what a change may be lives in `sigil_domain`.
 
 mod api_tokens;
+mod cached;
 mod clock;
+mod events;
 mod jwt;
 mod memory;
 mod redis_store;
 
 use async_trait::async_trait;
-use sigil_domain::{Result, SessionId, SessionRecord, Subject};
+use sigil_domain::{ApiTokenId, Event, EventKind, Result, SessionId, SessionRecord, Subject};
+use sigil_jwt::StoredSigningKey;
 
 pub use api_tokens::{ApiTokenPage, ApiTokenStore};
+pub use cached::{CachedSessions, SessionCacheSettings};
 pub use clock::SystemClock;
+pub use events::{DEFAULT_EVENT_RETENTION, EventStore, FeedState};
 pub use jwt::JwtStore;
 pub use memory::MemoryStore;
 pub use redis_store::{RedisConfig, RedisStore};
@@ -35,7 +40,7 @@ pub struct SubjectPage {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new record, to be forgotten at `record.evict_at()`, and
-    /// indexes it under its subject.
+    /// indexes it under its subject; publishes `SessionCreated` with it.
     async fn insert(&self, record: &SessionRecord) -> Result<()>;
 
     /// The record of session `id`, unless it is unknown or evicted. One
@@ -55,9 +60,10 @@ pub trait SessionStore: Send + Sync + 'static {
     }
 
     /// Replaces the stored record with `record` if the stored one still has
-    /// revision `record.revision - 1`. `false` when it changed or vanished
-    /// meanwhile.
-    async fn replace(&self, record: &SessionRecord) -> Result<bool>;
+    /// revision `record.revision - 1`, and publishes the event of kind
+    /// `change` in the same step. `false` when it changed or vanished
+    /// meanwhile (and nothing is published).
+    async fn replace(&self, record: &SessionRecord, change: EventKind) -> Result<bool>;
 
     /// Up to `limit` records of `subject` created after `cursor`, oldest
     /// first.
@@ -85,4 +91,33 @@ fn index_member(record: &SessionRecord) -> String {
 /// The session id at the end of an index entry.
 fn id_of_member(member: &str) -> Option<SessionId> {
     member.rsplit(':').next()?.parse().ok()
+}
+
+/// The event of a template change.
+fn template_event(kind: EventKind, name: &str) -> Event {
+    Event {
+        template: Some(name.to_owned()),
+        ..Event::new(kind)
+    }
+}
+
+/// The event of an API token change.
+fn api_token_event(kind: EventKind, id: ApiTokenId) -> Event {
+    Event {
+        api_token_id: Some(id),
+        ..Event::new(kind)
+    }
+}
+
+/// The event of storing `key`: a new key, or one just retired.
+fn signing_key_event(key: &StoredSigningKey) -> Event {
+    let kind = if key.retired_at.is_some() {
+        EventKind::SigningKeyRetired
+    } else {
+        EventKind::SigningKeyCreated
+    };
+    Event {
+        kid: Some(key.kid.clone()),
+        ..Event::new(kind)
+    }
 }

@@ -1,15 +1,20 @@
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
 };
 
 use async_trait::async_trait;
 use sigil_domain::{
-    ApiTokenId, ApiTokenRecord, Clock, Result, SessionId, SessionRecord, Subject, Timestamp,
+    ApiTokenId, ApiTokenRecord, Clock, Event, EventCursor, EventKind, Result, SessionId,
+    SessionRecord, StoredEvent, Subject, Timestamp,
 };
 use sigil_jwt::{StoredSigningKey, StoredTemplate};
+use tokio::sync::watch;
 
-use crate::{JwtStore, SessionStore, SubjectPage, id_of_member, index_member};
+use crate::{
+    DEFAULT_EVENT_RETENTION, EventStore, FeedState, JwtStore, SessionStore, SubjectPage,
+    events::check_continuity, id_of_member, index_member, signing_key_event, template_event,
+};
 
 mod api_tokens;
 
@@ -22,6 +27,8 @@ const SWEEP_EVERY_INSERTS: u64 = 1024;
 pub struct MemoryStore {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    event_retention: usize,
+    feed: watch::Sender<FeedState>,
 }
 
 #[derive(Default)]
@@ -34,6 +41,8 @@ struct State {
     used_jtis: HashMap<String, Timestamp>,
     api_tokens: HashMap<ApiTokenId, ApiTokenRecord>,
     api_token_index: BTreeSet<String>,
+    events: VecDeque<StoredEvent>,
+    latest_event: EventCursor,
 }
 
 impl MemoryStore {
@@ -42,7 +51,35 @@ impl MemoryStore {
         MemoryStore {
             clock,
             state: Mutex::default(),
+            event_retention: DEFAULT_EVENT_RETENTION,
+            feed: watch::Sender::new(FeedState::Live {
+                latest: EventCursor::default(),
+            }),
         }
+    }
+
+    /// The same store keeping only the newest `retention` events (at least
+    /// one).
+    pub fn with_event_retention(mut self, retention: usize) -> Self {
+        self.event_retention = retention.max(1);
+        self
+    }
+
+    /// Appends `event` while the caller holds the state lock, so the event
+    /// and the change it records are one atomic step.
+    fn emit(&self, state: &mut State, event: Event) {
+        state.latest_event = state.latest_event.next();
+        state.events.push_back(StoredEvent {
+            cursor: state.latest_event,
+            at: self.clock.now(),
+            event,
+        });
+        while state.events.len() > self.event_retention {
+            state.events.pop_front();
+        }
+        self.feed.send_replace(FeedState::Live {
+            latest: state.latest_event,
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -85,6 +122,10 @@ impl SessionStore for MemoryStore {
         }
         state.index(record);
         state.sessions.insert(record.session.id, record.clone());
+        self.emit(
+            &mut state,
+            Event::session(EventKind::SessionCreated, record),
+        );
         Ok(())
     }
 
@@ -99,7 +140,7 @@ impl SessionStore for MemoryStore {
         Ok(ids.iter().map(|id| state.live(*id, now).cloned()).collect())
     }
 
-    async fn replace(&self, record: &SessionRecord) -> Result<bool> {
+    async fn replace(&self, record: &SessionRecord, change: EventKind) -> Result<bool> {
         let now = self.clock.now();
         let mut state = self.lock();
         match state.live(record.session.id, now) {
@@ -108,6 +149,7 @@ impl SessionStore for MemoryStore {
         }
         state.index(record);
         state.sessions.insert(record.session.id, record.clone());
+        self.emit(&mut state, Event::session(change, record));
         Ok(true)
     }
 
@@ -166,13 +208,22 @@ impl JwtStore for MemoryStore {
         state
             .templates
             .insert(template.name.clone(), template.clone());
+        self.emit(
+            &mut state,
+            template_event(EventKind::TemplatePut, &template.name),
+        );
         Ok(true)
     }
 
     async fn replace_template(&self, template: &StoredTemplate) -> Result<()> {
-        self.lock()
+        let mut state = self.lock();
+        state
             .templates
             .insert(template.name.clone(), template.clone());
+        self.emit(
+            &mut state,
+            template_event(EventKind::TemplatePut, &template.name),
+        );
         Ok(())
     }
 
@@ -185,7 +236,12 @@ impl JwtStore for MemoryStore {
     }
 
     async fn delete_template(&self, name: &str) -> Result<bool> {
-        Ok(self.lock().templates.remove(name).is_some())
+        let mut state = self.lock();
+        let deleted = state.templates.remove(name).is_some();
+        if deleted {
+            self.emit(&mut state, template_event(EventKind::TemplateDeleted, name));
+        }
+        Ok(deleted)
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
@@ -193,14 +249,19 @@ impl JwtStore for MemoryStore {
     }
 
     async fn put_signing_key(&self, key: &StoredSigningKey) -> Result<()> {
-        self.lock()
-            .signing_keys
-            .insert(key.kid.clone(), key.clone());
+        let mut state = self.lock();
+        state.signing_keys.insert(key.kid.clone(), key.clone());
+        self.emit(&mut state, signing_key_event(key));
         Ok(())
     }
 
     async fn remove_signing_key(&self, kid: &str) -> Result<()> {
-        self.lock().signing_keys.remove(kid);
+        let mut state = self.lock();
+        if state.signing_keys.remove(kid).is_some() {
+            let mut event = Event::new(EventKind::SigningKeyRemoved);
+            event.kid = Some(kid.to_owned());
+            self.emit(&mut state, event);
+        }
         Ok(())
     }
 
@@ -214,5 +275,42 @@ impl JwtStore for MemoryStore {
                 Ok(true)
             }
         }
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn publish(&self, event: &Event) -> Result<()> {
+        let mut state = self.lock();
+        self.emit(&mut state, event.clone());
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        after: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let state = self.lock();
+        // Cursors have no gaps, so the position is arithmetic.
+        let start = match (after, state.events.front()) {
+            (Some(after), Some(first)) => {
+                usize::try_from(after.next().0.saturating_sub(first.cursor.0))
+                    .unwrap_or(usize::MAX)
+                    .min(state.events.len())
+            }
+            _ => 0,
+        };
+        let page: Vec<StoredEvent> = state.events.range(start..).take(limit).cloned().collect();
+        check_continuity(after, &page, state.latest_event)?;
+        Ok(page)
+    }
+
+    async fn latest_event(&self) -> Result<EventCursor> {
+        Ok(self.lock().latest_event)
+    }
+
+    fn follow(&self) -> watch::Receiver<FeedState> {
+        self.feed.subscribe()
     }
 }

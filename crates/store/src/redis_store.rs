@@ -1,12 +1,20 @@
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
-use sigil_domain::{Error, Result, SessionId, SessionRecord, Subject, Timestamp};
+use sigil_domain::{Error, Event, EventKind, Result, SessionId, SessionRecord, Subject, Timestamp};
 use sigil_jwt::{StoredSigningKey, StoredTemplate};
+use tokio::sync::watch;
 
-use crate::{JwtStore, SessionStore, SubjectPage, id_of_member, index_member};
+use crate::{
+    FeedState, JwtStore, SessionStore, SubjectPage, id_of_member, index_member, signing_key_event,
+    template_event,
+};
 
 /// Every token template, a hash of name → JSON.
 const TEMPLATES_KEY: &str = "sigil:{jwt}:templates";
@@ -14,22 +22,62 @@ const TEMPLATES_KEY: &str = "sigil:{jwt}:templates";
 const SIGNING_KEYS_KEY: &str = "sigil:{jwt}:keys";
 
 mod api_tokens;
+mod events;
 
-/// Writes a new record unless the id is taken. KEYS[1] the record;
-/// ARGV revision, JSON, eviction time (Unix ms).
+use events::{EVENT_COUNTER_KEY, EVENT_STREAM_KEY};
+
+/// Appends an event to the feed; the prelude of every script that writes
+/// one, so a change and its event are one atomic step. Events are numbered
+/// by a counter, without gaps, and the stream keeps about `maxlen`.
+const EMIT: &str = r"
+local function emit(stream, counter, event, maxlen)
+  local cursor = redis.call('INCR', counter)
+  local now = redis.call('TIME')
+  local at = now[1] * 1000 + math.floor(now[2] / 1000)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, cursor .. '-0',
+    'at', at, 'event', event)
+end
+";
+
+/// Writes a new record unless the id is taken. KEYS the record, the event
+/// stream, the event counter; ARGV revision, JSON, eviction time (Unix ms),
+/// event, stream length.
 const INSERT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'data', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+emit(KEYS[2], KEYS[3], ARGV[4], ARGV[5])
 return 1
 ";
 
-/// Compare-and-swap on the revision. KEYS[1] the record; ARGV expected
-/// revision, new revision, JSON, eviction time (Unix ms).
+/// Compare-and-swap on the revision. KEYS the record, the event stream,
+/// the event counter; ARGV expected revision, new revision, JSON, eviction
+/// time (Unix ms), event, stream length.
 const REPLACE: &str = r"
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+emit(KEYS[2], KEYS[3], ARGV[5], ARGV[6])
+return 1
+";
+
+/// Runs one write command on KEYS[1] and publishes its event: always, or
+/// only if the command changed something (a non-zero, non-nil reply).
+/// KEYS the written key, the event stream, the event counter; ARGV event,
+/// stream length, `always` or `changed`, command, its arguments after the
+/// key.
+const WRITE_AND_EMIT: &str = r"
+local reply = redis.call(ARGV[4], KEYS[1], unpack(ARGV, 5))
+if ARGV[3] == 'always' or (reply and reply ~= 0) then
+  emit(KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+end
+return reply
+";
+
+/// Publishes an event on its own. KEYS the event stream, the event
+/// counter; ARGV event, stream length.
+const PUBLISH: &str = r"
+emit(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1
 ";
 
@@ -40,6 +88,8 @@ pub struct RedisConfig {
     pub url: String,
     /// Give up on one store call after this long and answer UNAVAILABLE.
     pub timeout: Duration,
+    /// About how many events the event stream keeps.
+    pub event_retention: usize,
 }
 
 /// Sessions in Redis, shared by every service of a Sigil cluster.
@@ -54,10 +104,15 @@ pub struct RedisConfig {
 /// the same layout runs on Redis Cluster.
 #[derive(Clone)]
 pub struct RedisStore {
+    client: Client,
     connection: ConnectionManager,
     timeout: Duration,
+    event_retention: usize,
     insert: Script,
     replace: Script,
+    write_and_emit: Script,
+    publish: Script,
+    feed: Arc<OnceLock<Arc<watch::Sender<FeedState>>>>,
 }
 
 impl RedisStore {
@@ -71,10 +126,15 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_max_delay(config.timeout);
         Ok(RedisStore {
-            connection: ConnectionManager::new_lazy_with_config(client, manager_config)?,
+            connection: ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?,
+            client,
             timeout: config.timeout,
-            insert: Script::new(INSERT),
-            replace: Script::new(REPLACE),
+            event_retention: config.event_retention.max(1),
+            insert: Script::new(&format!("{EMIT}{INSERT}")),
+            replace: Script::new(&format!("{EMIT}{REPLACE}")),
+            write_and_emit: Script::new(&format!("{EMIT}{WRITE_AND_EMIT}")),
+            publish: Script::new(&format!("{EMIT}{PUBLISH}")),
+            feed: Arc::default(),
         })
     }
 
@@ -124,6 +184,45 @@ impl RedisStore {
     }
 }
 
+/// When [`RedisStore::write_and_emit`] publishes its event.
+#[derive(Clone, Copy)]
+enum Emit {
+    /// Whatever the command answers.
+    Always,
+    /// Only if the command changed something (a non-zero, non-nil reply).
+    IfChanged,
+}
+
+impl RedisStore {
+    /// Runs `command key args…` and publishes `event` in the same atomic
+    /// step, as `when` says.
+    async fn write_and_emit<T: redis::FromRedisValue>(
+        &self,
+        key: &str,
+        event: &Event,
+        when: Emit,
+        command: &str,
+        args: &[impl redis::ToRedisArgs + Sync],
+    ) -> Result<T> {
+        let mut invocation = self.write_and_emit.key(key);
+        invocation
+            .key(EVENT_STREAM_KEY)
+            .key(EVENT_COUNTER_KEY)
+            .arg(encode(event)?)
+            .arg(self.event_retention)
+            .arg(match when {
+                Emit::Always => "always",
+                Emit::IfChanged => "changed",
+            })
+            .arg(command);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut connection = self.connection.clone();
+        self.call(invocation.invoke_async(&mut connection)).await
+    }
+}
+
 fn session_key(id: SessionId) -> String {
     format!("sigil:{{{id}}}:session")
 }
@@ -149,11 +248,16 @@ impl SessionStore for RedisStore {
         let data = encode(record)?;
         self.index(record).await?;
         let mut connection = self.connection.clone();
+        let event = encode(&Event::session(EventKind::SessionCreated, record))?;
         let mut invocation = self.insert.key(session_key(record.session.id));
         invocation
+            .key(EVENT_STREAM_KEY)
+            .key(EVENT_COUNTER_KEY)
             .arg(record.revision)
             .arg(data)
-            .arg(record.evict_at().unix_ms());
+            .arg(record.evict_at().unix_ms())
+            .arg(event)
+            .arg(self.event_retention);
         let inserted: bool = self.call(invocation.invoke_async(&mut connection)).await?;
         if inserted {
             Ok(())
@@ -187,16 +291,21 @@ impl SessionStore for RedisStore {
             .collect()
     }
 
-    async fn replace(&self, record: &SessionRecord) -> Result<bool> {
+    async fn replace(&self, record: &SessionRecord, change: EventKind) -> Result<bool> {
         let data = encode(record)?;
+        let event = encode(&Event::session(change, record))?;
         self.index(record).await?;
         let mut connection = self.connection.clone();
         let mut invocation = self.replace.key(session_key(record.session.id));
         invocation
+            .key(EVENT_STREAM_KEY)
+            .key(EVENT_COUNTER_KEY)
             .arg(record.revision.saturating_sub(1))
             .arg(record.revision)
             .arg(data)
-            .arg(record.evict_at().unix_ms());
+            .arg(record.evict_at().unix_ms())
+            .arg(event)
+            .arg(self.event_retention);
         self.call(invocation.invoke_async(&mut connection)).await
     }
 
@@ -276,17 +385,20 @@ impl SessionStore for RedisStore {
 #[async_trait]
 impl JwtStore for RedisStore {
     async fn create_template(&self, template: &StoredTemplate) -> Result<bool> {
-        let data = encode(template)?;
-        let mut connection = self.connection.clone();
-        self.call(connection.hset_nx(TEMPLATES_KEY, &template.name, data))
-            .await
+        let event = template_event(EventKind::TemplatePut, &template.name);
+        let args = [template.name.clone(), encode(template)?];
+        let created: i64 = self
+            .write_and_emit(TEMPLATES_KEY, &event, Emit::IfChanged, "HSETNX", &args)
+            .await?;
+        Ok(created == 1)
     }
 
     async fn replace_template(&self, template: &StoredTemplate) -> Result<()> {
-        let data = encode(template)?;
-        let mut connection = self.connection.clone();
-        self.call(connection.hset::<_, _, _, ()>(TEMPLATES_KEY, &template.name, data))
+        let event = template_event(EventKind::TemplatePut, &template.name);
+        let args = [template.name.clone(), encode(template)?];
+        self.write_and_emit::<i64>(TEMPLATES_KEY, &event, Emit::Always, "HSET", &args)
             .await
+            .map(drop)
     }
 
     async fn template(&self, name: &str) -> Result<Option<StoredTemplate>> {
@@ -302,8 +414,11 @@ impl JwtStore for RedisStore {
     }
 
     async fn delete_template(&self, name: &str) -> Result<bool> {
-        let mut connection = self.connection.clone();
-        self.call(connection.hdel(TEMPLATES_KEY, name)).await
+        let event = template_event(EventKind::TemplateDeleted, name);
+        let deleted: i64 = self
+            .write_and_emit(TEMPLATES_KEY, &event, Emit::IfChanged, "HDEL", &[name])
+            .await?;
+        Ok(deleted == 1)
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
@@ -313,16 +428,26 @@ impl JwtStore for RedisStore {
     }
 
     async fn put_signing_key(&self, key: &StoredSigningKey) -> Result<()> {
-        let data = encode(key)?;
-        let mut connection = self.connection.clone();
-        self.call(connection.hset::<_, _, _, ()>(SIGNING_KEYS_KEY, &key.kid, data))
-            .await
+        let args = [key.kid.clone(), encode(key)?];
+        self.write_and_emit::<i64>(
+            SIGNING_KEYS_KEY,
+            &signing_key_event(key),
+            Emit::Always,
+            "HSET",
+            &args,
+        )
+        .await
+        .map(drop)
     }
 
     async fn remove_signing_key(&self, kid: &str) -> Result<()> {
-        let mut connection = self.connection.clone();
-        self.call(connection.hdel::<_, _, ()>(SIGNING_KEYS_KEY, kid))
+        let event = Event {
+            kid: Some(kid.to_owned()),
+            ..Event::new(EventKind::SigningKeyRemoved)
+        };
+        self.write_and_emit::<i64>(SIGNING_KEYS_KEY, &event, Emit::IfChanged, "HDEL", &[kid])
             .await
+            .map(drop)
     }
 
     async fn consume_jti(&self, jti: &str, expires_at: Timestamp) -> Result<bool> {

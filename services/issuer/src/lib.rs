@@ -1,6 +1,7 @@
 //! The issuer: creates sessions, authorizes them with their one-time nonce,
 //! and extends and revokes them. Handlers read parse → domain → store → map.
 
+mod events;
 mod sessions;
 mod tokens;
 
@@ -23,8 +24,8 @@ pub struct Issuer {
     page_key: PageTokenKey,
 }
 
-/// Adds the issuer to `services`.
-/// Adds the issuer to `services`: its gRPC service and the JWKS over HTTP at
+/// Adds the issuer to `services`: its gRPC service, the event feed
+/// (`sigil.v1.EventService`), and the JWKS over HTTP at
 /// `/.well-known/jwks.json`.
 pub fn add_to(services: &mut Services, context: &Context) {
     let server = IssuerServiceServer::new(Issuer {
@@ -33,6 +34,12 @@ pub fn add_to(services: &mut Services, context: &Context) {
     })
     .max_decoding_message_size(context.limits.max_request_bytes);
     services.add(SERVICE_NAME, server);
+    let events = pb::event_service_server::EventServiceServer::new(events::Events {
+        context: context.clone(),
+        draining: services.draining(),
+    })
+    .max_decoding_message_size(context.limits.max_request_bytes);
+    services.add(pb::event_service_server::SERVICE_NAME, events);
     services.add_http(tokens::jwks_http_route(context.clone()));
 }
 

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::{
-    Authorization, Error, Extension, NewSession, Result, SessionId, SessionRecord, SessionState,
-    Subject,
+    Authorization, Error, Event, EventKind, Extension, NewSession, Result, SessionId,
+    SessionRecord, SessionState, Subject,
 };
 use sigil_proto::{
     convert::{session_states_from_pb, timestamp_to_pb},
@@ -62,7 +62,12 @@ impl Issuer {
         let authorized = record.authorize(&authorization, &self.context.policy, now)?;
         // Losing the compare-and-swap means another call used the nonce (or
         // revoked the session) first: for this call the nonce is gone.
-        if !self.context.store.replace(&authorized).await? {
+        if !self
+            .context
+            .store
+            .replace(&authorized, EventKind::SessionAuthorized)
+            .await?
+        {
             return Err(Error::NonceNotFound);
         }
         tracing::info!(session_id = %id, "session authorized");
@@ -144,7 +149,7 @@ impl Issuer {
         // Set by the last attempt of `update`, the one whose answer counts.
         let extended = AtomicBool::new(false);
         let record = self
-            .update(id, |record, now| {
+            .update(id, EventKind::SessionExtended, |record, now| {
                 let next = record.extend(extension, &policy, now)?;
                 extended.store(next.is_some(), Ordering::Relaxed);
                 Ok(next)
@@ -167,7 +172,9 @@ impl Issuer {
         let id = SessionId::parse_field(&session_id, "session_id")?;
         let policy = self.context.policy;
         let record = self
-            .update(id, |record, now| Ok(record.revoke(&policy, now)))
+            .update(id, EventKind::SessionRevoked, |record, now| {
+                Ok(record.revoke(&policy, now))
+            })
             .await?;
         tracing::info!(session_id = %id, "session revoked");
         metrics::counter!("sigil_sessions_revoked_total").increment(1);
@@ -205,9 +212,11 @@ impl Issuer {
                     continue;
                 }
                 let revoked = self
-                    .update(record.session.id, |record, now| {
-                        Ok(record.revoke(&policy, now))
-                    })
+                    .update(
+                        record.session.id,
+                        EventKind::SessionRevoked,
+                        |record, now| Ok(record.revoke(&policy, now)),
+                    )
                     .await;
                 match revoked {
                     Ok(_) => revoked_count = revoked_count.saturating_add(1),
@@ -220,6 +229,19 @@ impl Issuer {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
+        }
+        // A summary for watchers, after the per-session events: not atomic
+        // with them (they span many records), so a failure here leaves the
+        // revocations done and published one by one.
+        if revoked_count > 0 {
+            self.context
+                .events
+                .publish(&Event {
+                    subject: Some(subject),
+                    count: Some(u64::try_from(revoked_count).unwrap_or(0)),
+                    ..Event::new(EventKind::SubjectSessionsRevoked)
+                })
+                .await?;
         }
         tracing::info!(revoked_count, "subject's sessions revoked");
         metrics::counter!("sigil_sessions_revoked_total")
@@ -239,11 +261,13 @@ impl Issuer {
     }
 
     /// Read, change, compare-and-swap, retrying when another writer got
-    /// there first. `change` answers `None` when there is nothing to change;
-    /// the stored record is returned as it is then.
+    /// there first; the swap publishes an event of kind `kind`. `change`
+    /// answers `None` when there is nothing to change; the stored record is
+    /// returned as it is then (and nothing is published).
     pub(crate) async fn update(
         &self,
         id: SessionId,
+        kind: EventKind,
         change: impl Fn(&SessionRecord, sigil_domain::Timestamp) -> Result<Option<SessionRecord>>,
     ) -> Result<SessionRecord> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
@@ -251,7 +275,7 @@ impl Issuer {
             let Some(next) = change(&record, self.context.clock.now())? else {
                 return Ok(record);
             };
-            if self.context.store.replace(&next).await? {
+            if self.context.store.replace(&next, kind).await? {
                 return Ok(next);
             }
         }

@@ -41,6 +41,8 @@ struct DevArgs {
     session: SessionArgs,
     #[command(flatten)]
     jwt: JwtArgs,
+    #[command(flatten)]
+    session_cache: sigil_validator::SessionCacheArgs,
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     max_request_bytes: usize,
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         issuer_url: format!("http://{own_address}"),
         jwks_refresh_interval: std::time::Duration::from_secs(1),
         template_cache_ttl: std::time::Duration::from_secs(1),
+        session_cache: dev.session_cache.settings(),
     };
     let common = CommonArgs {
         log: dev.log,
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
             redis_url: None,
             redis_timeout: std::time::Duration::from_millis(250),
             health_interval: std::time::Duration::from_secs(1),
+            event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         },
         admin: dev.admin,
         session: dev.session,

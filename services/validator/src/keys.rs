@@ -29,6 +29,9 @@ pub struct KeySettings {
     pub jwks_refresh_interval: Duration,
     /// How long a token template read from the store is trusted.
     pub template_cache_ttl: Duration,
+    /// Answer session reads from a near-cache kept exact by the event
+    /// feed; `None` reads the store on every call.
+    pub session_cache: Option<sigil_store::SessionCacheSettings>,
 }
 
 /// Public keys from the issuer, cached.

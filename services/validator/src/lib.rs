@@ -1,8 +1,10 @@
 //! The validator: answers "is this session token good, and what may it do?"
-//! with one store round trip per call, and verifies the issuer's JWTs.
+//! with one store round trip per call (or none, from the opt-in near-cache
+//! the event feed keeps exact), and verifies the issuer's JWTs.
 
 mod batch;
 mod keys;
+mod session_cache;
 mod verify;
 
 use std::sync::Arc;
@@ -10,9 +12,11 @@ use std::sync::Arc;
 use sigil_domain::{AccessDecision, Error, FieldPath, Permission, Result, Session, SessionKey};
 use sigil_proto::{convert::assurance_level_from_pb, status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
+use sigil_store::CachedSessions;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 pub use keys::KeySettings;
+pub use session_cache::SessionCacheArgs;
 
 use pb::validator_service_server::{SERVICE_NAME, ValidatorService, ValidatorServiceServer};
 
@@ -33,6 +37,14 @@ pub fn add_to(
     context: &Context,
     settings: &KeySettings,
 ) -> Result<(), String> {
+    let mut context = context.clone();
+    if let Some(cache) = settings.session_cache {
+        context.store = Arc::new(CachedSessions::new(
+            Arc::clone(&context.store),
+            Arc::clone(&context.events),
+            cache,
+        ));
+    }
     let server = ValidatorServiceServer::new(Validator {
         context: context.clone(),
         keys: Arc::new(keys::KeyCache::new(settings)?),

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use sigil_runtime::{CommonArgs, Services, run_service};
-use sigil_validator::KeySettings;
+use sigil_validator::{KeySettings, SessionCacheArgs};
 
 /// Sigil's validator service.
 #[derive(Debug, Parser)]
@@ -29,6 +29,8 @@ struct Args {
     #[arg(long, env = "SIGIL_TEMPLATE_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     template_cache_ttl: Duration,
     #[command(flatten)]
+    session_cache: SessionCacheArgs,
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         issuer_url: args.issuer_url,
         jwks_refresh_interval: args.jwks_refresh_interval,
         template_cache_ttl: args.template_cache_ttl,
+        session_cache: args.session_cache.settings(),
     };
     run_service("sigil-validator", args.listen, &args.common, |context| {
         let mut services = Services::default();

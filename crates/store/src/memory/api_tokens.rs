@@ -1,10 +1,13 @@
 //! API tokens in this process's memory.
 
 use async_trait::async_trait;
-use sigil_domain::{ApiTokenId, ApiTokenRecord, Error, Result};
+use sigil_domain::{ApiTokenId, ApiTokenRecord, Error, EventKind, Result};
 
 use super::MemoryStore;
-use crate::api_tokens::{ApiTokenPage, ApiTokenStore, token_id_of_member, token_member};
+use crate::{
+    api_token_event,
+    api_tokens::{ApiTokenPage, ApiTokenStore, token_id_of_member, token_member},
+};
 
 fn live(record: &ApiTokenRecord, now: sigil_domain::Timestamp) -> bool {
     record
@@ -24,6 +27,10 @@ impl ApiTokenStore for MemoryStore {
         }
         state.api_token_index.insert(token_member(record));
         state.api_tokens.insert(record.token.id, record.clone());
+        self.emit(
+            &mut state,
+            api_token_event(EventKind::ApiTokenCreated, record.token.id),
+        );
         Ok(())
     }
 
@@ -51,6 +58,7 @@ impl ApiTokenStore for MemoryStore {
             .filter(|record| live(record, now));
         if let Some(record) = &removed {
             state.api_token_index.remove(&token_member(record));
+            self.emit(&mut state, api_token_event(EventKind::ApiTokenRevoked, id));
         }
         Ok(removed)
     }

@@ -11,10 +11,13 @@
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
-use sigil_domain::{ApiTokenId, ApiTokenRecord, Error, Result};
+use sigil_domain::{ApiTokenId, ApiTokenRecord, Error, EventKind, Result};
 
-use super::RedisStore;
-use crate::api_tokens::{ApiTokenPage, ApiTokenStore, token_id_of_member, token_member};
+use super::{Emit, RedisStore};
+use crate::{
+    api_token_event,
+    api_tokens::{ApiTokenPage, ApiTokenStore, token_id_of_member, token_member},
+};
 
 const INDEX_KEY: &str = "sigil:{api_tokens}:index";
 
@@ -57,12 +60,20 @@ impl ApiTokenStore for RedisStore {
         // by an admin.
         self.call(connection.zadd::<_, _, _, ()>(INDEX_KEY, token_member(record), 0))
             .await?;
-        let mut set = redis::cmd("SET");
-        set.arg(token_key(record.token.id)).arg(data).arg("NX");
+        let mut args = vec![data, "NX".to_owned()];
         if let Some(expires_at) = record.token.expires_at {
-            set.arg("PXAT").arg(expires_at.unix_ms());
+            args.extend(["PXAT".to_owned(), expires_at.unix_ms().to_string()]);
         }
-        let written: Option<String> = self.call(set.query_async(&mut connection)).await?;
+        let event = api_token_event(EventKind::ApiTokenCreated, record.token.id);
+        let written: Option<String> = self
+            .write_and_emit(
+                &token_key(record.token.id),
+                &event,
+                Emit::IfChanged,
+                "SET",
+                &args,
+            )
+            .await?;
         match written {
             Some(_) => Ok(()),
             // 128 random bits never collide in practice; refuse rather than
@@ -76,20 +87,18 @@ impl ApiTokenStore for RedisStore {
     }
 
     async fn remove_token(&self, id: ApiTokenId) -> Result<Option<ApiTokenRecord>> {
-        let mut connection = self.connection.clone();
         // GETDEL: read and delete in one step, so two revocations cannot
         // both report the token.
+        let event = api_token_event(EventKind::ApiTokenRevoked, id);
+        let no_args: &[&str] = &[];
         let data: Option<String> = self
-            .call(
-                redis::cmd("GETDEL")
-                    .arg(token_key(id))
-                    .query_async(&mut connection),
-            )
+            .write_and_emit(&token_key(id), &event, Emit::IfChanged, "GETDEL", no_args)
             .await?;
         let Some(record) = data.as_deref().map(decode).transpose()? else {
             return Ok(None);
         };
         // Best effort: a stale entry is skipped and pruned when listing.
+        let mut connection = self.connection.clone();
         let cleanup: redis::RedisResult<()> =
             connection.zrem(INDEX_KEY, token_member(&record)).await;
         if let Err(error) = cleanup {

@@ -1,0 +1,259 @@
+//! A near-cache of session records for validators: [`CachedSessions`]
+//! answers reads from process memory, and forgets a session the moment the
+//! event feed says it changed.
+//!
+//! Safety rules, in order of importance:
+//! - The cache is used only while the feed is live. When the feed goes down
+//!   (or skips events), every entry is dropped at once and every read goes
+//!   to the store until the feed is back.
+//! - A read that raced a change never fills the cache: an entry is kept
+//!   only if no invalidation happened between starting the store read and
+//!   storing the entry (a generation counter, checked after the insert).
+//! - Expiry is not the cache's business: callers check `expires_at` on
+//!   every answer, cached or not, so an entry is never served past it; the
+//!   cache's own time-to-live only bounds memory.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use sigil_domain::{EventCursor, EventKind, Result, SessionId, SessionRecord, Subject};
+use tokio::sync::watch;
+
+use crate::{EventStore, FeedState, SessionStore, SubjectPage};
+
+/// Events read from the feed at a time.
+const INVALIDATION_PAGE: usize = 1000;
+
+/// How much the near-cache may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCacheSettings {
+    /// Most sessions kept.
+    pub max_entries: u64,
+    /// Longest an entry is kept, however valid it stays.
+    pub time_to_live: Duration,
+}
+
+/// Sessions read through an in-process cache that the event feed keeps
+/// exact. Writes, listings and pings go straight to the store.
+pub struct CachedSessions {
+    store: Arc<dyn SessionStore>,
+    shared: Arc<Shared>,
+}
+
+/// What the reads and the invalidation task share.
+struct Shared {
+    entries: Cache<SessionId, Arc<SessionRecord>>,
+    /// Whether the feed is live and the entries may be trusted.
+    live: AtomicBool,
+    /// Bumped by every invalidation and every drop: a read that saw it
+    /// change must not leave its record in the cache.
+    generation: AtomicU64,
+}
+
+impl Shared {
+    fn drop_all(&self) {
+        self.live.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate_all();
+    }
+
+    fn forget(&self, id: SessionId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate(&id);
+    }
+
+    /// Keeps `record`, read by a read that started at `generation`, unless
+    /// something was invalidated meanwhile.
+    fn keep(&self, record: &SessionRecord, generation: u64) {
+        if !self.live.load(Ordering::SeqCst) {
+            return;
+        }
+        let id = record.session.id;
+        self.entries.insert(id, Arc::new(record.clone()));
+        // Checked after the insert: an invalidation that bumped the
+        // generation before this check is seen here; one after it removes
+        // the entry itself.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            self.entries.invalidate(&id);
+        }
+    }
+
+    fn cached(&self, id: SessionId) -> Option<SessionRecord> {
+        if !self.live.load(Ordering::SeqCst) {
+            return None;
+        }
+        let hit = self.entries.get(&id).map(|record| (*record).clone());
+        let result = if hit.is_some() { "hit" } else { "miss" };
+        metrics::counter!("sigil_session_cache_reads_total", "result" => result).increment(1);
+        hit
+    }
+}
+
+impl CachedSessions {
+    /// A cache over `store`, kept exact by `events` (the same store's
+    /// feed). Starts a task that follows the feed for as long as the
+    /// process runs; until the feed is live, every read goes to the store.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        events: Arc<dyn EventStore>,
+        settings: SessionCacheSettings,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            entries: Cache::builder()
+                .max_capacity(settings.max_entries)
+                .time_to_live(settings.time_to_live)
+                .build(),
+            live: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        });
+        tokio::spawn(invalidate_forever(events, Arc::clone(&shared)));
+        CachedSessions { store, shared }
+    }
+
+    /// Whether reads are being answered from the cache now.
+    pub fn is_live(&self) -> bool {
+        self.shared.live.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedSessions {
+    async fn insert(&self, record: &SessionRecord) -> Result<()> {
+        self.store.insert(record).await
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>> {
+        if let Some(record) = self.shared.cached(id) {
+            return Ok(Some(record));
+        }
+        let generation = self.shared.generation.load(Ordering::SeqCst);
+        let record = self.store.get(id).await?;
+        if let Some(record) = &record {
+            self.shared.keep(record, generation);
+        }
+        Ok(record)
+    }
+
+    async fn get_many(&self, ids: &[SessionId]) -> Result<Vec<Option<SessionRecord>>> {
+        let mut answers: Vec<Option<SessionRecord>> =
+            ids.iter().map(|id| self.shared.cached(*id)).collect();
+        let missing: Vec<SessionId> = ids
+            .iter()
+            .zip(&answers)
+            .filter(|(_, answer)| answer.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(answers);
+        }
+        let generation = self.shared.generation.load(Ordering::SeqCst);
+        let fetched = self.store.get_many(&missing).await?;
+        let mut fetched = missing.into_iter().zip(fetched);
+        for answer in answers.iter_mut().filter(|answer| answer.is_none()) {
+            if let Some((_, Some(record))) = fetched.next() {
+                self.shared.keep(&record, generation);
+                *answer = Some(record);
+            }
+        }
+        Ok(answers)
+    }
+
+    async fn replace(&self, record: &SessionRecord, change: EventKind) -> Result<bool> {
+        self.store.replace(record, change).await
+    }
+
+    async fn subject_sessions(
+        &self,
+        subject: &Subject,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<SubjectPage> {
+        self.store.subject_sessions(subject, cursor, limit).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.store.ping().await
+    }
+}
+
+/// Follows the feed, forgetting every session an event names; drops
+/// everything whenever the feed cannot be trusted, and starts over.
+async fn invalidate_forever(events: Arc<dyn EventStore>, shared: Arc<Shared>) {
+    let mut feed = events.follow();
+    loop {
+        let Some(mut cursor) = wait_until_live(&mut feed).await else {
+            return;
+        };
+        // Reads that started before this point may hold records older than
+        // `cursor`: the bump keeps them out of the cache.
+        shared.generation.fetch_add(1, Ordering::SeqCst);
+        shared.live.store(true, Ordering::SeqCst);
+        tracing::info!("session cache live");
+        let ended = follow(&*events, &mut feed, &shared, &mut cursor).await;
+        shared.drop_all();
+        tracing::warn!(
+            reason = ended,
+            "session cache dropped; reading the store until the feed is back"
+        );
+        metrics::counter!("sigil_session_cache_drops_total").increment(1);
+        if feed.has_changed().is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits for the feed to be live; its newest cursor then. `None` if the
+/// feed is gone for good.
+async fn wait_until_live(feed: &mut watch::Receiver<FeedState>) -> Option<EventCursor> {
+    loop {
+        if let FeedState::Live { latest } = *feed.borrow_and_update() {
+            return Some(latest);
+        }
+        feed.changed().await.ok()?;
+    }
+}
+
+/// Applies events after `cursor` as the feed announces them, until the
+/// feed goes down or skips; says why it stopped.
+async fn follow(
+    events: &dyn EventStore,
+    feed: &mut watch::Receiver<FeedState>,
+    shared: &Shared,
+    cursor: &mut EventCursor,
+) -> &'static str {
+    loop {
+        let state = *feed.borrow_and_update();
+        match state {
+            FeedState::Down => return "the event feed is down",
+            FeedState::Live { latest } if latest > *cursor => {
+                let page = match events.events_after(Some(*cursor), INVALIDATION_PAGE).await {
+                    Ok(page) => page,
+                    Err(_) => return "events could not be read without a gap",
+                };
+                for stored in &page {
+                    if stored.event.kind.invalidates_session()
+                        && let Some(id) = stored.event.session_id
+                    {
+                        shared.forget(id);
+                    }
+                    *cursor = stored.cursor;
+                }
+                // More may be waiting; look again before sleeping.
+                if !page.is_empty() {
+                    continue;
+                }
+            }
+            FeedState::Live { .. } => {}
+        }
+        if feed.changed().await.is_err() {
+            return "the event feed ended";
+        }
+    }
+}
