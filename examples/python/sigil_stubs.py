@@ -12,7 +12,7 @@ import tempfile
 from grpc_tools import protoc
 
 PROTO_ROOT = pathlib.Path(__file__).resolve().parents[2] / "proto"
-MODULES = ("session", "token", "issuer", "validator", "edge_token")
+MODULES = ("session", "token", "issuer", "validator", "edge_token", "event")
 
 
 def generate(out_dir=None):

@@ -231,3 +231,65 @@ def test_program_refuses_to_run_without_an_admin_key():
         [sys.executable, str(HERE / "sigil_flow.py")], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2 and "SIGIL_ADMIN_KEY" in result.stderr
+
+
+def newest_cursor(events, admin_key, pb):
+    """The cursor after every event so far, read with ListEvents."""
+    cursor = ""
+    while True:
+        page = events.ListEvents(
+            pb.event_pb2.ListEventsRequest(after_cursor=cursor, page_size=1000), metadata=sigil_flow.admin(admin_key)
+        )
+        if not page.events:
+            return page.next_cursor
+        cursor = page.next_cursor
+
+
+def test_watch_events_streams_changes_and_resumes_from_a_cursor(sigil, pb):
+    _address, admin_key, channel = sigil
+    issuer = pb.issuer_pb2_grpc.IssuerServiceStub(channel)
+    events = pb.event_pb2_grpc.EventServiceStub(channel)
+    start = newest_cursor(events, admin_key, pb)
+    # The timeout only bounds a broken test; events arrive as they happen.
+    watch = events.WatchEvents(
+        pb.event_pb2.WatchEventsRequest(after_cursor=start), metadata=sigil_flow.admin(admin_key), timeout=30
+    )
+    created = issuer.CreateSession(pb.issuer_pb2.CreateSessionRequest(subject="zoe"))
+    issuer.AuthorizeSession(
+        pb.issuer_pb2.AuthorizeSessionRequest(nonce=created.nonce, permissions=["read"]),
+        metadata=sigil_flow.admin(admin_key),
+    )
+    issuer.RevokeSession(
+        pb.issuer_pb2.RevokeSessionRequest(session_id=created.session_id), metadata=sigil_flow.admin(admin_key)
+    )
+    seen = [next(watch).event for _ in range(3)]
+    watch.cancel()
+    assert [event.kind for event in seen] == [
+        pb.event_pb2.EVENT_KIND_SESSION_CREATED,
+        pb.event_pb2.EVENT_KIND_SESSION_AUTHORIZED,
+        pb.event_pb2.EVENT_KIND_SESSION_REVOKED,
+    ]
+    assert all(event.session_id == created.session_id and event.subject == "zoe" for event in seen)
+    assert created.session_key not in str(seen) and created.nonce not in str(seen)
+
+    # A client that went away resumes after the last cursor it saw: the
+    # rest, nothing twice.
+    resumed = events.WatchEvents(
+        pb.event_pb2.WatchEventsRequest(after_cursor=seen[0].cursor),
+        metadata=sigil_flow.admin(admin_key),
+        timeout=30,
+    )
+    again = [next(resumed).event for _ in range(2)]
+    resumed.cancel()
+    assert [event.cursor for event in again] == [event.cursor for event in seen[1:]]
+
+
+def test_a_cursor_the_store_never_gave_is_out_of_range(sigil, pb):
+    _address, admin_key, channel = sigil
+    events = pb.event_pb2_grpc.EventServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as raised:
+        events.ListEvents(
+            pb.event_pb2.ListEventsRequest(after_cursor="999999999"), metadata=sigil_flow.admin(admin_key)
+        )
+    details = sigil_flow.ErrorDetails(raised.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.OUT_OF_RANGE, "EVENT_CURSOR_EXPIRED")

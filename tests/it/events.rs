@@ -161,6 +161,22 @@ async fn every_change_publishes_one_event_in_order(h: Harness) {
         .await
         .expect("deleted");
 
+    // Rotating again retires the first key; once its tokens have all
+    // expired, it leaves the JWKS.
+    let second = issuer
+        .rotate_signing_key(admin(pb::RotateSigningKeyRequest {
+            algorithm: pb::SigningAlgorithm::Eddsa.into(),
+        }))
+        .await
+        .expect("rotated again")
+        .into_inner();
+    h.clock
+        .advance(std::time::Duration::from_secs(3600 + 300 + 1));
+    issuer
+        .get_jwks(pb::GetJwksRequest::default())
+        .await
+        .expect("jwks");
+
     let events = all_events(&h).await;
     assert_eq!(
         kinds(&events),
@@ -178,6 +194,9 @@ async fn every_change_publishes_one_event_in_order(h: Harness) {
             Kind::TemplatePut,
             Kind::SigningKeyCreated,
             Kind::TemplateDeleted,
+            Kind::SigningKeyCreated,
+            Kind::SigningKeyRetired,
+            Kind::SigningKeyRemoved,
         ]
     );
     // Cursors count up without gaps.
@@ -204,6 +223,10 @@ async fn every_change_publishes_one_event_in_order(h: Harness) {
     assert_eq!(events[10].template, "shop");
     assert_eq!(events[11].kid, rotated.key.expect("key").kid);
     assert_eq!(events[12].template, "shop");
+    let first_kid = &events[11].kid;
+    assert_eq!(events[13].kid, second.key.expect("key").kid);
+    assert_eq!(&events[14].kid, first_kid);
+    assert_eq!(&events[15].kid, first_kid);
     assert!(events.iter().all(|event| event.time.is_some()));
     // No secret of any kind reaches the feed.
     let dump = format!("{events:?}");

@@ -30,6 +30,7 @@ async fn grpcurl_lists_and_describes_through_reflection() {
         "sigil.v1.IssuerService",
         "sigil.v1.ValidatorService",
         "sigil.v1.EdgeTokenService",
+        "sigil.v1.EventService",
         "grpc.health.v1.Health",
     ] {
         assert!(
@@ -69,6 +70,55 @@ async fn grpcurl_runs_the_flow_with_json() {
     let bearer = format!("authorization: Bearer {session_key}");
     let who = run_grpcurl(&h, &["-H", &bearer], &["sigil.v1.ValidatorService/WhoAmI"]);
     assert!(who.contains(r#""subject": "judy""#), "{who}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_watches_the_event_stream() {
+    use std::io::{BufRead, BufReader};
+
+    let h = Harness::memory().await;
+    let created = run_grpcurl(
+        &h,
+        &["-d", r#"{"subject":"ivan"}"#],
+        &["sigil.v1.IssuerService/CreateSession"],
+    );
+    let session_id = json_field(&created, "sessionId");
+    // A watch never ends by itself: read until the event shows, then stop.
+    let mut watch = Command::new(grpcurl())
+        .arg("-plaintext")
+        .args([
+            "-H",
+            &format!("authorization: Bearer {}", crate::harness::ADMIN_KEY),
+        ])
+        .args(["-d", r#"{"after_cursor":"0"}"#])
+        .arg(h.address.to_string())
+        .arg("sigil.v1.EventService/WatchEvents")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("grpcurl runs");
+    let stdout = watch.stdout.take().expect("piped");
+    let mut printed = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("grpcurl output");
+        printed.push_str(&line);
+        printed.push('\n');
+        if line == "}" {
+            break;
+        }
+    }
+    watch.kill().expect("grpcurl stopped");
+    watch.wait().expect("grpcurl reaped");
+    let event: serde_json::Value = serde_json::from_str(&printed).expect("grpcurl prints JSON");
+    assert_eq!(
+        event["event"]["kind"], "EVENT_KIND_SESSION_CREATED",
+        "{printed}"
+    );
+    assert_eq!(
+        event["event"]["sessionId"],
+        session_id.as_str(),
+        "{printed}"
+    );
+    assert_eq!(event["event"]["cursor"], "1", "{printed}");
 }
 
 /// The string field `field` of grpcurl's JSON output.

@@ -91,7 +91,8 @@ impl Shared {
         }
         let hit = self.entries.get(&id).map(|record| (*record).clone());
         let result = if hit.is_some() { "hit" } else { "miss" };
-        metrics::counter!("sigil_session_cache_reads_total", "result" => result).increment(1);
+        metrics::counter!("sigil_cache_requests_total", "cache" => "session", "result" => result)
+            .increment(1);
         hit
     }
 }
