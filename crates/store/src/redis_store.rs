@@ -34,8 +34,9 @@ local function emit(stream, counter, event, maxlen)
   local cursor = redis.call('INCR', counter)
   local now = redis.call('TIME')
   local at = now[1] * 1000 + math.floor(now[2] / 1000)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, cursor .. '-0',
-    'at', at, 'event', event)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen,
+    string.format('%d-0', cursor), 'at', string.format('%d', at),
+    'event', event)
 end
 ";
 
