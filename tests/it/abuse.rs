@@ -6,7 +6,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::harness::{
-    Harness, IssuerServiceClient, Role, Server, assert_error, channel_to, listener,
+    Harness, IssuerServiceClient, Role, Server, StoreBounds, admin, assert_error, channel_to,
+    listener,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,5 +52,87 @@ async fn create_session_flood_from_one_peer_is_rate_limited_with_retry_info() {
             .create_session(pb::CreateSessionRequest::default())
             .await
             .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_pending_sessions_are_capped() {
+    pending_sessions_are_capped(Harness::memory_bounded(three_pending()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pending_sessions_are_capped() {
+    pending_sessions_are_capped(Harness::redis_bounded(three_pending()).await).await;
+}
+
+fn three_pending() -> StoreBounds {
+    StoreBounds {
+        max_pending_sessions: 3,
+        ..StoreBounds::default()
+    }
+}
+
+/// A flood of CreateSession cannot fill the store: past the cap on pending
+/// sessions it is refused, writing nothing, until a nonce is used (or a
+/// pending session revoked or expired).
+async fn pending_sessions_are_capped(h: Harness) {
+    let mut issuer = h.issuer().await;
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        pending.push(
+            issuer
+                .create_session(pb::CreateSessionRequest::default())
+                .await
+                .expect("under the cap")
+                .into_inner(),
+        );
+    }
+    assert_error(
+        issuer
+            .create_session(pb::CreateSessionRequest::default())
+            .await,
+        Code::ResourceExhausted,
+        "PENDING_SESSIONS_FULL",
+    );
+    // Nothing of the refused call was kept: three sessions, three events.
+    let events = h
+        .events()
+        .await
+        .list_events(admin(pb::ListEventsRequest::default()))
+        .await
+        .expect("listed")
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 3);
+
+    // Using a nonce frees its place; so does revoking a pending session.
+    issuer
+        .authorize_session(admin(pb::AuthorizeSessionRequest {
+            nonce: pending[0].nonce.clone(),
+            permissions: vec!["read".into()],
+            ..Default::default()
+        }))
+        .await
+        .expect("authorized");
+    issuer
+        .create_session(pb::CreateSessionRequest::default())
+        .await
+        .expect("a place was freed by the authorization");
+    issuer
+        .revoke_session(admin(pb::RevokeSessionRequest {
+            session_id: pending[1].session_id.clone(),
+        }))
+        .await
+        .expect("revoked");
+    issuer
+        .create_session(pb::CreateSessionRequest::default())
+        .await
+        .expect("a place was freed by the revocation");
+    assert_error(
+        issuer
+            .create_session(pb::CreateSessionRequest::default())
+            .await,
+        Code::ResourceExhausted,
+        "PENDING_SESSIONS_FULL",
     );
 }

@@ -8,7 +8,7 @@ use tonic::{Code, Streaming};
 
 use crate::{
     edge,
-    harness::{Harness, admin, assert_error, assert_invalid},
+    harness::{Harness, StoreBounds, admin, assert_error, assert_invalid},
     jwt,
 };
 
@@ -428,12 +428,26 @@ async fn a_draining_server_ends_watches_with_unavailable(h: Harness) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_a_cursor_past_retention_is_out_of_range() {
-    a_cursor_past_retention_is_out_of_range(Harness::memory_keeping_events(4).await).await;
+    a_cursor_past_retention_is_out_of_range(
+        Harness::memory_bounded(StoreBounds {
+            event_retention: 4,
+            ..StoreBounds::default()
+        })
+        .await,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_a_cursor_past_retention_is_out_of_range() {
-    a_cursor_past_retention_is_out_of_range(Harness::redis_keeping_events(4).await).await;
+    a_cursor_past_retention_is_out_of_range(
+        Harness::redis_bounded(StoreBounds {
+            event_retention: 4,
+            ..StoreBounds::default()
+        })
+        .await,
+    )
+    .await;
 }
 
 async fn a_cursor_past_retention_is_out_of_range(h: Harness) {

@@ -276,12 +276,31 @@ pub struct Harness {
     server: Server,
 }
 
+/// Bounds on what a store keeps, for tests that reach them.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreBounds {
+    /// Events kept.
+    pub event_retention: usize,
+    /// Sessions waiting for their nonce at once.
+    pub max_pending_sessions: usize,
+}
+
+impl Default for StoreBounds {
+    fn default() -> Self {
+        StoreBounds {
+            event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
+            max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
+        }
+    }
+}
+
 /// How every test reaches `redis`.
 pub fn redis_config(redis: &RedisServer) -> RedisConfig {
     RedisConfig {
         url: redis.url(),
         timeout: Duration::from_millis(500),
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
+        max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
     }
 }
 
@@ -319,17 +338,19 @@ impl Harness {
         .await
     }
 
-    /// Services over the in-memory store keeping only `retention` events.
-    pub async fn memory_keeping_events(retention: usize) -> Harness {
+    /// Services over the in-memory store with these store bounds.
+    pub async fn memory_bounded(bounds: StoreBounds) -> Harness {
         let clock = start_clock();
-        let store = MemoryStore::new(clock.clone()).with_event_retention(retention);
+        let store = MemoryStore::new(clock.clone())
+            .with_event_retention(bounds.event_retention)
+            .with_max_pending_sessions(bounds.max_pending_sessions);
         Harness::start(Arc::new(store), clock, None, Limits::default()).await
     }
 
-    /// Services over a fresh `redis-server` keeping about `retention`
-    /// events. Redis trims a stream by whole nodes; nodes of two entries
-    /// make "about" close to exact.
-    pub async fn redis_keeping_events(retention: usize) -> Harness {
+    /// Services over a fresh `redis-server` with these store bounds. Redis
+    /// trims a stream by whole nodes; nodes of two entries make its "about
+    /// `event_retention`" close to exact.
+    pub async fn redis_bounded(bounds: StoreBounds) -> Harness {
         let redis = RedisServer::start().await;
         let mut connection = redis.connection().await;
         let _: () = redis::cmd("CONFIG")
@@ -340,7 +361,8 @@ impl Harness {
             .await
             .expect("CONFIG SET");
         let store = RedisStore::new(&RedisConfig {
-            event_retention: retention,
+            event_retention: bounds.event_retention,
+            max_pending_sessions: bounds.max_pending_sessions,
             ..redis_config(&redis)
         })
         .expect("valid url");

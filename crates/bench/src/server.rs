@@ -342,6 +342,7 @@ fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
             redis_timeout: REDIS_TIMEOUT,
             health_interval: HEALTH_INTERVAL,
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
+            max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
         },
         admin: AdminArgs {
             admin_keys: vec![admin_key.to_owned()],

@@ -32,6 +32,13 @@ pub enum Error {
     /// The call's deadline (the caller's or the server's) passed.
     #[error("deadline exceeded")]
     DeadlineExceeded,
+    /// As many sessions wait for their nonce as the store may hold: a
+    /// flood of CreateSession cannot fill the store.
+    #[error("too many pending sessions (at most {limit})")]
+    PendingSessionsFull {
+        /// The maximum in force.
+        limit: usize,
+    },
     /// A batch holds more entries than the configured maximum.
     #[error("batch of more than {limit} entries")]
     BatchTooLarge {

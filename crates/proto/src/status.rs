@@ -55,6 +55,7 @@ pub fn classify(error: &Error) -> (Code, &'static str) {
         Error::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
         Error::DeadlineExceeded => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
         Error::BatchTooLarge { .. } => (Code::ResourceExhausted, "BATCH_TOO_LARGE"),
+        Error::PendingSessionsFull { .. } => (Code::ResourceExhausted, "PENDING_SESSIONS_FULL"),
         Error::AdminKeyMissing => (Code::Unauthenticated, "ADMIN_KEY_MISSING"),
         Error::AdminKeyInvalid => (Code::Unauthenticated, "ADMIN_KEY_INVALID"),
         Error::SessionInvalid => (Code::Unauthenticated, "SESSION_INVALID"),

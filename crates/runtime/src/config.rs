@@ -96,6 +96,10 @@ pub struct StoreArgs {
     /// from an older cursor gets OUT_OF_RANGE.
     #[arg(long, env = "SIGIL_EVENT_RETENTION", default_value_t = sigil_store::DEFAULT_EVENT_RETENTION)]
     pub event_retention: usize,
+    /// Most sessions waiting for their nonce at once; CreateSession beyond
+    /// it gets RESOURCE_EXHAUSTED (0: no limit).
+    #[arg(long, env = "SIGIL_MAX_PENDING_SESSIONS", default_value_t = sigil_store::DEFAULT_MAX_PENDING_SESSIONS)]
+    pub max_pending_sessions: usize,
     /// How often to check that the store answers, for gRPC health.
     #[arg(long, env = "SIGIL_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,

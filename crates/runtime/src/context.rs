@@ -58,6 +58,7 @@ impl Context {
                     url: url.clone(),
                     timeout: args.store.redis_timeout,
                     event_retention: args.store.event_retention,
+                    max_pending_sessions: args.store.max_pending_sessions,
                 };
                 // The error may quote the URL, password included: say only
                 // what is wrong with it.
@@ -73,7 +74,8 @@ impl Context {
                 );
                 let store = Arc::new(
                     MemoryStore::new(clock.clone())
-                        .with_event_retention(args.store.event_retention),
+                        .with_event_retention(args.store.event_retention)
+                        .with_max_pending_sessions(args.store.max_pending_sessions),
                 );
                 (store.clone(), store.clone(), store.clone(), store)
             }

@@ -22,6 +22,9 @@ pub use api_tokens::{ApiTokenPage, ApiTokenStore};
 pub use cached::{CachedSessions, SessionCacheSettings};
 pub use clock::SystemClock;
 pub use events::{DEFAULT_EVENT_RETENTION, EventStore, FeedState};
+
+/// Pending sessions a store holds at most when the operator does not say.
+pub const DEFAULT_MAX_PENDING_SESSIONS: usize = 1_000_000;
 pub use jwt::JwtStore;
 pub use memory::MemoryStore;
 pub use redis_store::{RedisConfig, RedisStore};
@@ -39,8 +42,10 @@ pub struct SubjectPage {
 /// `Error::Unavailable`, never an empty answer.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new record, to be forgotten at `record.evict_at()`, and
-    /// indexes it under its subject; publishes `SessionCreated` with it.
+    /// Stores a new (pending) record, to be forgotten at
+    /// `record.evict_at()`, and indexes it under its subject; publishes
+    /// `SessionCreated` with it. `Error::PendingSessionsFull` if the store
+    /// already holds its maximum of pending sessions (nothing is written).
     async fn insert(&self, record: &SessionRecord) -> Result<()>;
 
     /// The record of session `id`, unless it is unknown or evicted. One

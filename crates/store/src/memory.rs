@@ -5,15 +5,16 @@ use std::{
 
 use async_trait::async_trait;
 use sigil_domain::{
-    ApiTokenId, ApiTokenRecord, Clock, Event, EventCursor, EventKind, Result, SessionId,
+    ApiTokenId, ApiTokenRecord, Clock, Error, Event, EventCursor, EventKind, Result, SessionId,
     SessionRecord, StoredEvent, Subject, Timestamp,
 };
 use sigil_jwt::{StoredSigningKey, StoredTemplate};
 use tokio::sync::watch;
 
 use crate::{
-    DEFAULT_EVENT_RETENTION, EventStore, FeedState, JwtStore, SessionStore, SubjectPage,
-    events::check_continuity, id_of_member, index_member, signing_key_event, template_event,
+    DEFAULT_EVENT_RETENTION, DEFAULT_MAX_PENDING_SESSIONS, EventStore, FeedState, JwtStore,
+    SessionStore, SubjectPage, events::check_continuity, id_of_member, index_member,
+    signing_key_event, template_event,
 };
 
 mod api_tokens;
@@ -28,6 +29,7 @@ pub struct MemoryStore {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     event_retention: usize,
+    max_pending_sessions: usize,
     feed: watch::Sender<FeedState>,
 }
 
@@ -43,6 +45,8 @@ struct State {
     api_token_index: BTreeSet<String>,
     events: VecDeque<StoredEvent>,
     latest_event: EventCursor,
+    /// Sessions waiting for their nonce, and when they stop waiting.
+    pending: HashMap<SessionId, Timestamp>,
 }
 
 impl MemoryStore {
@@ -52,6 +56,7 @@ impl MemoryStore {
             clock,
             state: Mutex::default(),
             event_retention: DEFAULT_EVENT_RETENTION,
+            max_pending_sessions: DEFAULT_MAX_PENDING_SESSIONS,
             feed: watch::Sender::new(FeedState::Live {
                 latest: EventCursor::default(),
             }),
@@ -62,6 +67,13 @@ impl MemoryStore {
     /// one).
     pub fn with_event_retention(mut self, retention: usize) -> Self {
         self.event_retention = retention.max(1);
+        self
+    }
+
+    /// The same store holding at most `max` pending sessions (0: no
+    /// limit).
+    pub fn with_max_pending_sessions(mut self, max: usize) -> Self {
+        self.max_pending_sessions = max;
         self
     }
 
@@ -115,6 +127,15 @@ impl SessionStore for MemoryStore {
     async fn insert(&self, record: &SessionRecord) -> Result<()> {
         let now = self.clock.now();
         let mut state = self.lock();
+        if self.max_pending_sessions > 0 {
+            state.pending.retain(|_, until| *until > now);
+            if state.pending.len() >= self.max_pending_sessions {
+                return Err(Error::PendingSessionsFull {
+                    limit: self.max_pending_sessions,
+                });
+            }
+            state.pending.insert(record.session.id, record.evict_at());
+        }
         state.inserts += 1;
         if state.inserts.is_multiple_of(SWEEP_EVERY_INSERTS) {
             state.sessions.retain(|_, record| record.evict_at() > now);
@@ -149,6 +170,8 @@ impl SessionStore for MemoryStore {
         }
         state.index(record);
         state.sessions.insert(record.session.id, record.clone());
+        // Authorized or revoked: no longer waiting for its nonce.
+        state.pending.remove(&record.session.id);
         self.emit(&mut state, Event::session(change, record));
         Ok(true)
     }

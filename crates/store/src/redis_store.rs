@@ -20,6 +20,9 @@ use crate::{
 const TEMPLATES_KEY: &str = "sigil:{jwt}:templates";
 /// Every signing key, a hash of kid → JSON (private key sealed).
 const SIGNING_KEYS_KEY: &str = "sigil:{jwt}:keys";
+/// Sessions waiting for their nonce, a sorted set of id by the nonce's
+/// expiry (Unix ms): counted to cap them.
+const PENDING_KEY: &str = "sigil:{pending}:sessions";
 
 mod api_tokens;
 mod events;
@@ -40,24 +43,35 @@ local function emit(stream, counter, event, maxlen)
 end
 ";
 
-/// Writes a new record unless the id is taken. KEYS the record, the event
-/// stream, the event counter; ARGV revision, JSON, eviction time (Unix ms),
-/// event, stream length.
+/// Writes a new record unless the id is taken (0) or the pending index
+/// is full (-1). KEYS the record, the event stream, the event counter, the
+/// pending index; ARGV revision, JSON, eviction time (Unix ms), event,
+/// stream length, session id, most pending sessions (0: no limit).
 const INSERT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[7] ~= '0' then
+  local now = redis.call('TIME')
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now[1] * 1000)
+  if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[7]) then return -1 end
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[6])
+  redis.call('PEXPIREAT', KEYS[4], ARGV[3], 'GT')
+  redis.call('PEXPIREAT', KEYS[4], ARGV[3], 'NX')
+end
 redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'data', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 emit(KEYS[2], KEYS[3], ARGV[4], ARGV[5])
 return 1
 ";
 
-/// Compare-and-swap on the revision. KEYS the record, the event stream,
-/// the event counter; ARGV expected revision, new revision, JSON, eviction
-/// time (Unix ms), event, stream length.
+/// Compare-and-swap on the revision; the session leaves the pending index
+/// (it was authorized or revoked). KEYS the record, the event stream, the
+/// event counter, the pending index; ARGV expected revision, new revision,
+/// JSON, eviction time (Unix ms), event, stream length, session id.
 const REPLACE: &str = r"
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+redis.call('ZREM', KEYS[4], ARGV[7])
 emit(KEYS[2], KEYS[3], ARGV[5], ARGV[6])
 return 1
 ";
@@ -91,6 +105,8 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// About how many events the event stream keeps.
     pub event_retention: usize,
+    /// Most sessions waiting for their nonce at once (0: no limit).
+    pub max_pending_sessions: usize,
 }
 
 /// Sessions in Redis, shared by every service of a Sigil cluster.
@@ -98,6 +114,8 @@ pub struct RedisConfig {
 /// Layout: `sigil:{sess_…}:session` is a hash of `rev` and `data` (the
 /// record as JSON) that Redis expires at the session's expiry;
 /// `sigil:{subj_…}:sessions` is a sorted set indexing a subject's sessions;
+/// `sigil:{pending}:sessions` counts sessions waiting for their nonce (a
+/// sorted set by nonce expiry), to cap them;
 /// `sigil:{jwt}:templates` and `sigil:{jwt}:keys` are hashes of token
 /// templates and signing keys; `sigil:{jti_…}:used` marks a consumed token
 /// id until the token expires.
@@ -109,6 +127,7 @@ pub struct RedisStore {
     connection: ConnectionManager,
     timeout: Duration,
     event_retention: usize,
+    max_pending_sessions: usize,
     insert: Script,
     replace: Script,
     write_and_emit: Script,
@@ -131,6 +150,7 @@ impl RedisStore {
             client,
             timeout: config.timeout,
             event_retention: config.event_retention.max(1),
+            max_pending_sessions: config.max_pending_sessions,
             insert: Script::new(&format!("{EMIT}{INSERT}")),
             replace: Script::new(&format!("{EMIT}{REPLACE}")),
             write_and_emit: Script::new(&format!("{EMIT}{WRITE_AND_EMIT}")),
@@ -254,18 +274,23 @@ impl SessionStore for RedisStore {
         invocation
             .key(EVENT_STREAM_KEY)
             .key(EVENT_COUNTER_KEY)
+            .key(PENDING_KEY)
             .arg(record.revision)
             .arg(data)
             .arg(record.evict_at().unix_ms())
             .arg(event)
-            .arg(self.event_retention);
-        let inserted: bool = self.call(invocation.invoke_async(&mut connection)).await?;
-        if inserted {
-            Ok(())
-        } else {
+            .arg(self.event_retention)
+            .arg(record.session.id.to_string())
+            .arg(self.max_pending_sessions);
+        let inserted: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
+        match inserted {
+            1 => Ok(()),
+            -1 => Err(Error::PendingSessionsFull {
+                limit: self.max_pending_sessions,
+            }),
             // 128 random bits never collide in practice; refuse rather than
             // overwrite if they ever do.
-            Err(Error::Conflict)
+            _ => Err(Error::Conflict),
         }
     }
 
@@ -301,12 +326,14 @@ impl SessionStore for RedisStore {
         invocation
             .key(EVENT_STREAM_KEY)
             .key(EVENT_COUNTER_KEY)
+            .key(PENDING_KEY)
             .arg(record.revision.saturating_sub(1))
             .arg(record.revision)
             .arg(data)
             .arg(record.evict_at().unix_ms())
             .arg(event)
-            .arg(self.event_retention);
+            .arg(self.event_retention)
+            .arg(record.session.id.to_string());
         self.call(invocation.invoke_async(&mut connection)).await
     }
 

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
             redis_timeout: std::time::Duration::from_millis(250),
             health_interval: std::time::Duration::from_secs(1),
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
+            max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
         },
         admin: dev.admin,
         session: dev.session,
