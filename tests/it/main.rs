@@ -38,6 +38,7 @@ mod errors;
 mod faults;
 mod jwt;
 mod jwt_cluster;
+mod jwt_rfc8725;
 mod lifecycle;
 mod metrics;
 mod nonce;
