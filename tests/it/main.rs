@@ -33,6 +33,7 @@ macro_rules! both_stores {
 mod abuse;
 mod admin;
 mod batch;
+mod durability;
 mod edge;
 mod errors;
 mod faults;
