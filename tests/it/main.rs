@@ -37,6 +37,7 @@ mod durability;
 mod edge;
 mod errors;
 mod faults;
+mod fuzz_corpus;
 mod jwt;
 mod jwt_cluster;
 mod jwt_rfc8725;
