@@ -48,5 +48,6 @@ mod outage;
 mod reflection;
 mod session_rules;
 mod shutdown;
+mod state_machine;
 mod storage;
 mod validator;
