@@ -136,3 +136,71 @@ async fn pending_sessions_are_capped(h: Harness) {
         "PENDING_SESSIONS_FULL",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_over_a_keys_rate_are_rate_limited_with_retry_info() {
+    use sigil_domain::AdminKey;
+    use sigil_runtime::AdminKeys;
+
+    use crate::harness::{ADMIN_KEY, with_bearer};
+
+    let other_key = "another-admin-key-0123456789abcdef";
+    let h = Harness::memory().await;
+    let mut context = h.context.clone();
+    context.admin = AdminKeys::new(vec![
+        AdminKey::from_configured(ADMIN_KEY).unwrap(),
+        AdminKey::from_configured(other_key).unwrap(),
+    ])
+    .with_rate_per_key(3);
+    let server = Server::spawn(&context, Role::Issuer, listener().await);
+    let mut issuer = IssuerServiceClient::new(channel_to(server.address).await);
+    let list = |key: &str| with_bearer(pb::ListTokenTemplatesRequest {}, key);
+
+    let mut admitted = 0;
+    let mut refusal = None;
+    for _ in 0..50 {
+        match issuer.list_token_templates(list(ADMIN_KEY)).await {
+            Ok(_) => admitted += 1,
+            Err(status) => {
+                refusal = Some(Err::<tonic::Response<()>, _>(status));
+                break;
+            }
+        }
+    }
+    assert!(admitted >= 1, "the burst is admitted");
+    let status = assert_error(
+        refusal.expect("the flood was limited"),
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    assert!(retry.retry_delay.is_some_and(|delay| !delay.is_zero()));
+    assert!(
+        !status.message().contains(ADMIN_KEY),
+        "no key in {status:?}"
+    );
+
+    // The other key has a count of its own, a wrong key is refused as wrong,
+    // and calls that need no admin key are not limited by it.
+    assert!(issuer.list_token_templates(list(other_key)).await.is_ok());
+    let wrong = issuer
+        .list_token_templates(list("wrong-admin-key-0123456789abcdef"))
+        .await;
+    assert_error(wrong, Code::Unauthenticated, "ADMIN_KEY_INVALID");
+    assert!(
+        issuer
+            .create_session(pb::CreateSessionRequest::default())
+            .await
+            .is_ok()
+    );
+    // The harness's own server keeps the default: no admin limit.
+    let mut default_issuer = h.issuer().await;
+    for _ in 0..10 {
+        assert!(
+            default_issuer
+                .list_token_templates(list(ADMIN_KEY))
+                .await
+                .is_ok()
+        );
+    }
+}

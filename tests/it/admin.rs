@@ -154,6 +154,7 @@ async fn admin_key_file_is_reread_when_it_changes() {
     let args = sigil_runtime::AdminArgs {
         admin_keys: vec![],
         admin_keys_file: Some(path.clone()),
+        admin_rate_per_key: 0,
     };
     let mut context = h.context.clone();
     context.admin = args.keys().unwrap();

@@ -62,14 +62,50 @@ impl Clock for ManualClock {
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Persistence settings, the same on every restart.
+    persistence: Vec<String>,
+    /// The directory of a server that persists, removed on drop.
+    dir: Option<PathBuf>,
 }
 
 impl RedisServer {
-    /// Starts a server and waits until it answers PING.
+    /// Starts a server that keeps nothing on disk, and waits until it
+    /// answers PING.
     pub async fn start() -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            persistence: ["--save", "", "--appendonly", "no"]
+                .map(String::from)
+                .to_vec(),
+            dir: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Starts a server with the append-only file on and fsynced every
+    /// second (`appendonly yes`, `appendfsync everysec`, no RDB snapshots)
+    /// in a directory of its own, which every restart reads back.
+    pub async fn start_durable() -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sigil-aof-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut server = RedisServer {
+            port,
+            child: None,
+            persistence: vec![
+                "--dir".into(),
+                dir.display().to_string(),
+                "--save".into(),
+                String::new(),
+                "--appendonly".into(),
+                "yes".into(),
+                "--appendfsync".into(),
+                "everysec".into(),
+            ],
+            dir: Some(dir),
         };
         server.restart().await;
         server
@@ -80,7 +116,8 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server, as a crash would.
+    /// Kills the server with SIGKILL, as a crash would: no chance to
+    /// flush or fsync anything.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -88,12 +125,15 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, empty.
+    /// Starts the server again on the same port: empty, or for a durable
+    /// server with what its directory holds. Returns once it answers PING,
+    /// which is after it has loaded its data.
     pub async fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1"])
+            .args(&self.persistence)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -127,6 +167,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -382,7 +425,11 @@ impl Harness {
 
     /// Services over a fresh `redis-server`, with these limits.
     pub async fn redis_with(limits: Limits) -> Harness {
-        let redis = RedisServer::start().await;
+        Harness::over_redis(RedisServer::start().await, limits).await
+    }
+
+    /// Services over `redis`, with these limits.
+    pub async fn over_redis(redis: RedisServer, limits: Limits) -> Harness {
         let store = redis_store(&redis);
         Harness::start(Arc::new(store), start_clock(), Some(redis), limits).await
     }

@@ -347,6 +347,7 @@ fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
         admin: AdminArgs {
             admin_keys: vec![admin_key.to_owned()],
             admin_keys_file: None,
+            admin_rate_per_key: 0,
         },
         session: SessionArgs {
             pending_ttl: Duration::from_secs(180),

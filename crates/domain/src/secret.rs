@@ -148,7 +148,7 @@ impl fmt::Debug for AdminKey {
 }
 
 /// SHA-256 of a secret: what the store keeps instead of the secret.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SecretHash([u8; 32]);
 
 impl SecretHash {

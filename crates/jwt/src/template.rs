@@ -108,6 +108,13 @@ impl TemplateSpec {
         &self.name
     }
 
+    /// The claims as the stored template will render them for `session`:
+    /// the parse and the rendering together, with no key or store (what the
+    /// fuzz target `template` drives).
+    pub fn render_claims(&self, session: &Session) -> Map<String, Value> {
+        render_claims(&self.claims, session)
+    }
+
     /// The template to store. An HS256 template keeps the secret of the
     /// template it replaces; a new one gets a fresh secret, returned here
     /// once.
@@ -156,10 +163,7 @@ impl TemplateSpec {
 impl StoredTemplate {
     /// The claims with every shortcode replaced from `session`.
     pub fn render_claims(&self, session: &Session) -> Map<String, Value> {
-        self.claims
-            .iter()
-            .map(|(name, value)| (name.clone(), render(value, session)))
-            .collect()
+        render_claims(&self.claims, session)
     }
 
     /// The HS256 signing key; `None` for other algorithms or if the master
@@ -324,6 +328,13 @@ fn shortcode_value(code: &Shortcode<'_>, session: &Session) -> Value {
             .get(*key)
             .map_or(Value::Null, |value| Value::String(value.clone())),
     }
+}
+
+fn render_claims(claims: &Map<String, Value>, session: &Session) -> Map<String, Value> {
+    claims
+        .iter()
+        .map(|(name, value)| (name.clone(), render(value, session)))
+        .collect()
 }
 
 fn render(value: &Value, session: &Session) -> Value {

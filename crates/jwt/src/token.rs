@@ -87,9 +87,19 @@ pub fn header_kid(jwt: &str) -> Result<String, TokenRejection> {
         .ok_or(TokenRejection::Malformed)
 }
 
+/// The `typ` every token Sigil mints carries (RFC 7519 §5.1).
+const TOKEN_TYPE: &str = "JWT";
+
 /// Checks the signature with `key`, allowing only the key's own algorithm
-/// (so `alg: none` and algorithm confusion fail), and returns the claims.
-/// Times are checked by [`check_claims`], with the template's skew.
+/// (so `alg: none` and algorithm confusion fail), then the header's `typ`,
+/// and returns the claims. Times are checked by [`check_claims`], with the
+/// template's skew.
+///
+/// `typ` must be `JWT` (compared without case, as media types are): RFC 8725
+/// §3.11's explicit typing, so a JWT of another kind signed with a key Sigil
+/// also trusts (an `at+jwt`, a `dpop+jwt`) is never taken for one of its
+/// tokens. It is checked after the signature so that a forgery is reported
+/// as one.
 pub fn verify_signature(
     jwt: &str,
     key: &VerifyingKey,
@@ -100,7 +110,8 @@ pub fn verify_signature(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     match decode::<Map<String, Value>>(jwt, &key.decoding, &validation) {
-        Ok(data) => Ok(data.claims),
+        Ok(data) if is_sigil_type(data.header.typ.as_deref()) => Ok(data.claims),
+        Ok(_) => Err(TokenRejection::Malformed),
         Err(error) => Err(match error.kind() {
             ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
                 TokenRejection::BadSignature
@@ -108,6 +119,10 @@ pub fn verify_signature(
             _ => TokenRejection::Malformed,
         }),
     }
+}
+
+fn is_sigil_type(typ: Option<&str>) -> bool {
+    typ.is_some_and(|typ| typ.eq_ignore_ascii_case(TOKEN_TYPE))
 }
 
 /// Checks `exp`, `nbf` and `iat` against `now` with `skew`, `iss` against

@@ -1,32 +1,62 @@
 //! Admin authentication: `authorization: Bearer <admin key>` against the
-//! configured keys, compared in constant time. Keys rotate without downtime:
-//! several are accepted at once, and a key file is re-read when it changes
-//! or on SIGHUP.
+//! configured keys, compared in constant time, and an optional rate limit
+//! per key. Keys rotate without downtime: several are accepted at once, and
+//! a key file is re-read when it changes or on SIGHUP.
 
 use std::{
+    fmt,
+    num::NonZeroU32,
     sync::{Arc, RwLock},
     time::{Duration, SystemTime},
 };
 
-use sigil_domain::{AdminKey, Error, Result};
+use governor::{
+    DefaultKeyedRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
+use sigil_domain::{AdminKey, Error, Result, SecretHash};
 use tonic::metadata::MetadataMap;
 
 use crate::AdminArgs;
 
 /// The admin keys this service accepts. Holds only their hashes. Clones
-/// share the set, so a reload reaches every handler.
-#[derive(Clone, Debug, Default)]
-pub struct AdminKeys(Arc<RwLock<Arc<[AdminKey]>>>);
+/// share the set and the rate counts, so a reload reaches every handler.
+#[derive(Clone, Default)]
+pub struct AdminKeys {
+    keys: Arc<RwLock<Arc<[AdminKey]>>>,
+    /// Admin calls per key, by the key's hash: only configured keys get a
+    /// count, so the map is as small as the key set.
+    per_key: Option<Arc<DefaultKeyedRateLimiter<SecretHash>>>,
+}
 
 impl AdminKeys {
-    /// Accepts exactly these keys.
+    /// Accepts exactly these keys, with no rate limit.
     pub fn new(keys: Vec<AdminKey>) -> Self {
-        AdminKeys(Arc::new(RwLock::new(keys.into())))
+        AdminKeys {
+            keys: Arc::new(RwLock::new(keys.into())),
+            per_key: None,
+        }
     }
 
-    /// Accepts exactly these keys from now on, everywhere.
+    /// The same keys, each admitting at most `per_second` calls per second
+    /// (bursts of as many); over it a call is RESOURCE_EXHAUSTED with
+    /// RetryInfo. Zero: no limit.
+    pub fn with_rate_per_key(mut self, per_second: u32) -> Self {
+        self.per_key = NonZeroU32::new(per_second)
+            .map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
+        self
+    }
+
+    /// Accepts exactly these keys from now on, everywhere. Counts of keys
+    /// that stay are kept.
     pub fn replace(&self, keys: Vec<AdminKey>) {
-        *self.0.write().unwrap_or_else(|poison| poison.into_inner()) = keys.into();
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = keys.into();
+        if let Some(per_key) = &self.per_key {
+            per_key.retain_recent();
+        }
     }
 
     /// Whether no key is configured: every admin call will be refused.
@@ -35,13 +65,13 @@ impl AdminKeys {
     }
 
     fn current(&self) -> Arc<[AdminKey]> {
-        self.0
+        self.keys
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
     }
 
-    /// Succeeds if `metadata` carries one of the keys.
+    /// Succeeds if `metadata` carries one of the keys, within its rate.
     pub fn check(&self, metadata: &MetadataMap) -> Result<()> {
         let presented = bearer_token(metadata).ok_or(Error::AdminKeyMissing)?;
         // Check every key, with no early exit, so timing says nothing about
@@ -50,11 +80,28 @@ impl AdminKeys {
             .current()
             .iter()
             .fold(false, |matched, key| key.matches(presented) | matched);
-        if matched {
-            Ok(())
-        } else {
-            Err(Error::AdminKeyInvalid)
+        if !matched {
+            return Err(Error::AdminKeyInvalid);
         }
+        // Counted only once the key matched: a wrong key costs no entry.
+        let Some(per_key) = &self.per_key else {
+            return Ok(());
+        };
+        let now = DefaultClock::default().now();
+        per_key
+            .check_key(&SecretHash::of(presented.as_bytes()))
+            .map_err(|not_until| Error::RateLimited {
+                retry_after: not_until.wait_time_from(now),
+            })
+    }
+}
+
+impl fmt::Debug for AdminKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminKeys")
+            .field("keys", &self.current().len())
+            .field("rate_limited", &self.per_key.is_some())
+            .finish()
     }
 }
 
@@ -148,6 +195,7 @@ mod tests {
         let args = AdminArgs {
             admin_keys: vec![],
             admin_keys_file: Some(path.clone()),
+            admin_rate_per_key: 0,
         };
         let keys = keys();
         let mut metadata = MetadataMap::new();
@@ -164,6 +212,37 @@ mod tests {
         assert_eq!(reload_admin_keys(&args, &keys), Ok(1));
         assert!(keys.check(&metadata).is_err(), "the old key is gone");
         let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn each_key_has_its_own_rate() {
+        let keys = keys().with_rate_per_key(2);
+        let call = |key: &str| {
+            let mut metadata = MetadataMap::new();
+            metadata.insert(
+                "authorization",
+                format!("Bearer {key}").parse().expect("ascii"),
+            );
+            keys.check(&metadata)
+        };
+        assert!(call("first-admin-key-0123456789").is_ok());
+        assert!(call("first-admin-key-0123456789").is_ok());
+        let Err(Error::RateLimited { retry_after }) = call("first-admin-key-0123456789") else {
+            panic!("the third call in a second is limited");
+        };
+        assert!(retry_after > Duration::ZERO);
+        assert!(
+            call("second-admin-key-0123456789").is_ok(),
+            "another key has its own count"
+        );
+        // A wrong key is refused as wrong, and counts against nothing.
+        for _ in 0..5 {
+            assert!(matches!(
+                call("wrong-admin-key-0123456789"),
+                Err(Error::AdminKeyInvalid)
+            ));
+        }
+        assert!(call("second-admin-key-0123456789").is_ok());
     }
 
     #[test]

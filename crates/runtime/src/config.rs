@@ -119,6 +119,12 @@ pub struct AdminArgs {
     /// A file of admin keys, one per line; `#` starts a comment.
     #[arg(long, env = "SIGIL_ADMIN_KEYS_FILE")]
     pub admin_keys_file: Option<PathBuf>,
+    /// Admin calls one admin key may make per second, in bursts of as many
+    /// (0: no limit). Over it: RESOURCE_EXHAUSTED, reason RATE_LIMITED,
+    /// with RetryInfo. Every AuthorizeSession is an admin call, so set it
+    /// above your peak login rate.
+    #[arg(long, env = "SIGIL_ADMIN_RATE_PER_KEY", default_value_t = 0)]
+    pub admin_rate_per_key: u32,
 }
 
 /// Session lifetimes.
@@ -240,6 +246,6 @@ impl AdminArgs {
                     .map_err(|why| format!("admin key #{}: {why}", index + 1))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(AdminKeys::new(keys))
+        Ok(AdminKeys::new(keys).with_rate_per_key(self.admin_rate_per_key))
     }
 }

@@ -134,7 +134,8 @@ async fn read_tokens(state: &HttpState, request: Request) -> Result<Vec<String>>
 }
 
 /// `{"tokens": ["…", …]}`; other fields are ignored, as Unleash does.
-fn parse_tokens(bytes: &[u8]) -> Result<Vec<String>> {
+/// Public as the pure half of the route, for the fuzz target `edge_body`.
+pub fn parse_tokens(bytes: &[u8]) -> Result<Vec<String>> {
     let body: Value = serde_json::from_slice(bytes).map_err(|error| {
         // serde_json's message never quotes the input, but say only where.
         Error::invalid(
