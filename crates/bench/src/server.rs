@@ -329,7 +329,7 @@ fn services_for(
 
 /// Sigil's defaults, with the store and master key of `launch` and this
 /// admin key.
-fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
+pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
     let redis_url = launch.redis_url.clone();
     CommonArgs {
         log: LogArgs {
