@@ -8,9 +8,12 @@
 //! - Sigil's own in-process work on a batch of N API tokens (parsing the
 //!   strings, decoding the records, checking the secrets), per batch.
 //!
-//! All three run in sigil-bench's process, so on its CPU (`--client-cpu`):
-//! the verify and parsing figures are per CPU-second, which does not
-//! depend on which core; the MGET latency is Redis's and the wire's.
+//! All three run in sigil-bench's process. The verify and parsing figures
+//! are per CPU-second of a thread of their own, pinned to the server's CPU
+//! (`--server-cpu`) when there is one: on this kind of virtual machine the
+//! same code ran about a third slower on one vCPU than on the other while
+//! the other was busy, so the ceiling is measured where the server runs.
+//! The MGET latency is Redis's and the wire's, from the load's CPU.
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +29,7 @@ use serde_json::{Map, Value};
 use sigil_domain::{ApiTokenRecord, ApiTokenType, NewApiToken, Timestamp, parse_batch};
 use sigil_proto::{jwt::jwk_from_pb, v1 as pb};
 
-use crate::{BenchError, jwts::Algorithm, load::connect, scenario::Clients};
+use crate::{BenchError, jwts::Algorithm, load::connect, pin, scenario::Clients};
 
 /// Most calls one MGET ceiling makes, however long it may run.
 const MAX_MGET_CALLS: u64 = 2000;
@@ -84,6 +87,7 @@ pub async fn raw_verify(
     algorithm: Algorithm,
     jwts: &[String],
     time: Duration,
+    cpu: Option<usize>,
 ) -> Result<VerifyCeiling, BenchError> {
     let (tokens, key) = match algorithm {
         Algorithm::Hs256 => resigned_hs256(jwts)?,
@@ -91,7 +95,7 @@ pub async fn raw_verify(
     };
     let mut validation = Validation::new(jwt_algorithm(algorithm));
     validation.validate_aud = false;
-    tokio::task::spawn_blocking(move || {
+    on_own_thread(cpu, move || {
         let started_cpu = thread_cpu_time();
         let started = Instant::now();
         let mut verified = 0u64;
@@ -115,7 +119,6 @@ pub async fn raw_verify(
         })
     })
     .await
-    .map_err(|error| BenchError(format!("the verify ceiling failed: {error}")))?
 }
 
 /// API tokens as Sigil makes them: their strings and their records as
@@ -153,8 +156,12 @@ impl SampleTokens {
 }
 
 /// Measures Sigil's in-process work on the batch `sample`, for `time`.
-pub async fn parse_cost(sample: SampleTokens, time: Duration) -> Result<ParseCeiling, BenchError> {
-    tokio::task::spawn_blocking(move || {
+pub async fn parse_cost(
+    sample: SampleTokens,
+    time: Duration,
+    cpu: Option<usize>,
+) -> Result<ParseCeiling, BenchError> {
+    on_own_thread(cpu, move || {
         let now = now();
         let started_cpu = thread_cpu_time();
         let started = Instant::now();
@@ -184,7 +191,30 @@ pub async fn parse_cost(sample: SampleTokens, time: Duration) -> Result<ParseCei
         })
     })
     .await
-    .map_err(|error| BenchError(format!("the parsing ceiling failed: {error}")))?
+}
+
+/// Runs `work` on a thread of its own, pinned to `cpu` if given (a fresh
+/// thread, so no pooled thread of the runtime keeps the pin), and awaits
+/// its answer without blocking the runtime.
+async fn on_own_thread<T: Send + 'static>(
+    cpu: Option<usize>,
+    work: impl FnOnce() -> Result<T, BenchError> + Send + 'static,
+) -> Result<T, BenchError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sigil-bench-ceiling".into())
+        .spawn(move || {
+            let result = match cpu {
+                Some(cpu) => pin::pin_this_thread(cpu).map_err(BenchError),
+                None => Ok(()),
+            }
+            .and_then(|()| work());
+            let _ = answer.send(result);
+        })
+        .map_err(|error| BenchError(format!("cannot start a ceiling thread: {error}")))?;
+    answered
+        .await
+        .map_err(|_| BenchError("a ceiling thread died".into()))?
 }
 
 /// Writes `sample`'s records under keys of sigil-bench's own at `url`, then

@@ -178,6 +178,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             &sigil.endpoint,
             store_url.as_deref(),
             args.ceiling_time,
+            args.server_cpu,
             &mut ceilings,
         )
         .await?;
@@ -326,6 +327,7 @@ async fn measure_ceilings(
     endpoint: &str,
     redis_url: Option<&str>,
     time: Duration,
+    cpu: Option<usize>,
     ceilings: &mut Ceilings,
 ) -> Result<(), BenchError> {
     if let Some((algorithm, jwts)) = workload.jwt_sample()
@@ -334,7 +336,7 @@ async fn measure_ceilings(
             .iter()
             .any(|verify| verify.algorithm == algorithm)
     {
-        let verify = ceiling::raw_verify(endpoint, algorithm, jwts.all(), time).await?;
+        let verify = ceiling::raw_verify(endpoint, algorithm, jwts.all(), time, cpu).await?;
         eprintln!(
             "ceiling: raw jsonwebtoken verify {algorithm:?}: {:.0} per CPU-second",
             verify.per_cpu_second
@@ -357,7 +359,7 @@ async fn measure_ceilings(
             );
             ceilings.mget.push(mget);
         }
-        let parsing = ceiling::parse_cost(sample, time).await?;
+        let parsing = ceiling::parse_cost(sample, time, cpu).await?;
         eprintln!(
             "ceiling: parsing {size} API tokens in process: {:.0} µs per batch",
             parsing.micros_per_batch
