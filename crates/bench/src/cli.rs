@@ -100,6 +100,12 @@ pub struct RunArgs {
     /// Pin the servers sigil-bench starts (and nothing else) to this CPU.
     #[arg(long)]
     pub server_cpu: Option<usize>,
+    /// After the scenarios, start a second Sigil pinned to these CPUs
+    /// (a `taskset -c` list such as `0,1`; its runtime then has a worker
+    /// per CPU) and measure the same scenarios against it: the report
+    /// gives each as a ratio of the two rates. Needs the Redis store.
+    #[arg(long)]
+    pub scaling_cpus: Option<String>,
     /// Pin sigil-bench's load to this CPU.
     #[arg(long)]
     pub client_cpu: Option<usize>,
@@ -189,6 +195,22 @@ impl RunArgs {
                  drop --target and --store memory"
                     .into(),
             );
+        }
+        if let Some(cpus) = &self.scaling_cpus {
+            let well_formed = !cpus.is_empty()
+                && cpus
+                    .chars()
+                    .all(|char| char.is_ascii_digit() || char == ',' || char == '-');
+            if !well_formed {
+                return Err("--scaling-cpus takes a CPU list such as 0,1 or 0-1".into());
+            }
+            if self.store != StoreKind::Redis || self.target.is_some() || self.in_process {
+                return Err(
+                    "--scaling-cpus starts a second Sigil on the same Redis: drop --target, \
+                     --in-process and --store memory"
+                        .into(),
+                );
+            }
         }
         if self.max_requests == 0 {
             return Err("--max-requests must be positive".into());

@@ -42,12 +42,13 @@ fn pin_task(cpu: usize, id: &str) -> Result<(), String> {
     }
 }
 
-/// `program`, run pinned to `cpu` when one is given.
-pub fn command_on(cpu: Option<usize>, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    match cpu {
-        Some(cpu) => {
+/// `program`, run pinned to `cpus` (a `taskset -c` list: `0`, `0,1`,
+/// `0-1`) when given.
+pub fn command_on(cpus: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match cpus {
+        Some(cpus) => {
             let mut command = Command::new("taskset");
-            command.arg("-c").arg(cpu.to_string()).arg(program);
+            command.arg("-c").arg(cpus).arg(program);
             command
         }
         None => Command::new(program),

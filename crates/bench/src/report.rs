@@ -31,8 +31,44 @@ pub struct Report {
     pub measurements: Vec<Measurement>,
     /// The in-process and raw-Redis ceilings measured in the run.
     pub ceilings: Ceilings,
+    /// Each scenario on `--scaling-cpus` against the same on one CPU.
+    pub scaling: Vec<Scaling>,
     /// Issue 8's targets that this run's figures decide.
     pub targets: Vec<Target>,
+}
+
+/// One scenario on more CPUs against the same on the first Sigil's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    /// The scenario.
+    pub scenario: String,
+    /// The CPUs of the second Sigil, as given.
+    pub cpus: String,
+    /// Requests/s on the first Sigil's CPU.
+    pub narrow_requests_per_second: f64,
+    /// Requests/s on `cpus`.
+    pub wide_requests_per_second: f64,
+    /// `wide` over `narrow`.
+    pub ratio: f64,
+    /// Server CPU per call on each, in microseconds.
+    pub narrow_cpu_micros_per_call: Option<f64>,
+    /// See `narrow_cpu_micros_per_call`.
+    pub wide_cpu_micros_per_call: Option<f64>,
+}
+
+impl Scaling {
+    /// `wide` (on `cpus`) against `narrow`.
+    pub fn between(narrow: &Measurement, wide: &Measurement, cpus: &str) -> Scaling {
+        Scaling {
+            scenario: narrow.name.clone(),
+            cpus: cpus.to_owned(),
+            narrow_requests_per_second: narrow.requests_per_second,
+            wide_requests_per_second: wide.requests_per_second,
+            ratio: wide.requests_per_second / narrow.requests_per_second.max(f64::EPSILON),
+            narrow_cpu_micros_per_call: narrow.server_cpu_micros_per_call,
+            wide_cpu_micros_per_call: wide.server_cpu_micros_per_call,
+        }
+    }
 }
 
 /// Ceilings that are not servers (see `ceiling.rs`), each measured right
@@ -353,6 +389,22 @@ impl Report {
             );
         }
         self.ceilings_table(&mut out);
+        for scaling in &self.scaling {
+            let cpu = |micros: Option<f64>| {
+                micros.map_or_else(|| "?".to_owned(), |micros| format!("{micros:.1}"))
+            };
+            let _ = writeln!(
+                out,
+                "scaling {}: {:.0}/s on CPUs {} against {:.0}/s on one: {:.2} × (server CPU per call {} against {} µs)",
+                scaling.scenario,
+                scaling.wide_requests_per_second,
+                scaling.cpus,
+                scaling.narrow_requests_per_second,
+                scaling.ratio,
+                cpu(scaling.wide_cpu_micros_per_call),
+                cpu(scaling.narrow_cpu_micros_per_call),
+            );
+        }
         if !self.targets.is_empty() {
             let _ = writeln!(out, "\nissue 8's targets in this run:");
             for target in &self.targets {

@@ -18,7 +18,7 @@ use crate::{
     machine::Machine,
     pin, redis_probe,
     redis_server::RedisServer,
-    report::{Ceilings, Measurement, Report, ServerMemory, Settings},
+    report::{Ceilings, Measurement, Report, Scaling, ServerMemory, Settings},
     scenario::{AdminBearer, Echo, RedisGet, Scenario, Setup, Workload},
     server::{self, Launch, RunningServer},
     sessions::{self, Creation, PoolShape},
@@ -72,22 +72,20 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
     let admin = AdminBearer::new(&admin_key).map_err(BenchError)?;
     let launch = Launch {
         in_process: args.in_process,
-        server_cpu: args.server_cpu,
+        server_cpus: args.server_cpu.map(|cpu| cpu.to_string()),
         redis_url: redis_url.clone(),
         // JWT calls need a master key; one for this run only is enough, as
         // everything it seals lives only as long as the run's stores.
         master_key: MasterKey::generate(&mut UnwrapErr(SysRng)).to_base64(),
     };
     let baseline = RunningServer::start(ServerKind::Baseline, &launch, &admin_key).await?;
+    let sigil_launch = Launch {
+        redis_url: redis_url.clone().filter(|_| sigil_uses_redis),
+        ..launch.clone()
+    };
     let sigil = match &args.target {
         Some(target) => RunningServer::external(target, args.target_pid).await?,
-        None => {
-            let sigil_launch = Launch {
-                redis_url: redis_url.clone().filter(|_| sigil_uses_redis),
-                ..launch.clone()
-            };
-            RunningServer::start(ServerKind::Sigil, &sigil_launch, &admin_key).await?
-        }
+        None => RunningServer::start(ServerKind::Sigil, &sigil_launch, &admin_key).await?,
     };
 
     let sigil_idle_memory = sigil
@@ -216,7 +214,47 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         measurements.push(ceiling);
         measurements.push(figure);
     }
-    let targets = crate::targets::decide(&measurements, &ceilings, sigil_idle_memory.as_ref());
+    let mut scaling = Vec::new();
+    if let Some(cpus) = &args.scaling_cpus {
+        // A second Sigil on the same Redis, so the sessions, templates and
+        // tokens made for the first serve it too.
+        let wide_launch = Launch {
+            server_cpus: Some(cpus.clone()),
+            ..sigil_launch.clone()
+        };
+        let wide = RunningServer::start(ServerKind::Sigil, &wide_launch, &admin_key).await?;
+        for scenario in &args.scenarios {
+            let Some(narrow) = measurements
+                .iter()
+                .find(|measurement| measurement.name == scenario.name())
+            else {
+                continue;
+            };
+            let setup = Setup {
+                endpoint: &wide.endpoint,
+                sessions: &pool,
+                admin: &admin,
+                concurrency: args.concurrency,
+                api_tokens: api_token_pool.as_ref(),
+            };
+            let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
+            let name = format!("{}-on-cpus-{cpus}", scenario.name());
+            let shape = scenario.fixed_in_flight().map_or(shape, |in_flight| Shape {
+                connections: in_flight.min(shape.connections),
+                concurrency: in_flight,
+                ..shape
+            });
+            let figure = measure_one(&name, ServerKind::Sigil, &workload, &wide, shape).await?;
+            scaling.push(Scaling::between(narrow, &figure, cpus));
+            measurements.push(figure);
+        }
+    }
+    let targets = crate::targets::decide(
+        &measurements,
+        &ceilings,
+        &scaling,
+        sigil_idle_memory.as_ref(),
+    );
 
     Ok(Report {
         machine,
@@ -244,6 +282,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         sigil_idle_memory,
         measurements,
         ceilings,
+        scaling,
         targets,
     })
 }

@@ -3,7 +3,7 @@
 
 use crate::{
     jwts::Algorithm,
-    report::{Ceilings, Measurement, ServerMemory, Target},
+    report::{Ceilings, Measurement, Scaling, ServerMemory, Target},
 };
 
 /// Most RSS the Sigil may hold idle, in MiB.
@@ -16,6 +16,7 @@ const MIXED_RSS_MIB: f64 = 64.0;
 pub fn decide(
     measurements: &[Measurement],
     ceilings: &Ceilings,
+    scaling: &[Scaling],
     idle: Option<&ServerMemory>,
 ) -> Vec<Target> {
     let find = |name: &str| {
@@ -119,6 +120,17 @@ pub fn decide(
             format!(
                 "{:.0}/s against {:.0}/s",
                 http.requests_per_second, grpc.requests_per_second
+            ),
+        ));
+    }
+    for scaling in scaling {
+        targets.push(at_least(
+            &format!("{} on CPUs {} over one CPU", scaling.scenario, scaling.cpus),
+            scaling.ratio,
+            1.7,
+            format!(
+                "{:.0}/s against {:.0}/s",
+                scaling.wide_requests_per_second, scaling.narrow_requests_per_second
             ),
         ));
     }
