@@ -4,10 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use sigil_proto::v1 as pb;
+use tokio::task::JoinSet;
 
 use crate::{
     BenchError,
     load::connect,
+    rng::FastRng,
     scenario::{AdminBearer, Clients},
 };
 
@@ -19,6 +21,33 @@ const SETUP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ApiTokenBatch(Arc<[String]>);
 
 impl ApiTokenBatch {
+    /// A batch of the token strings `texts`.
+    pub fn new(texts: Vec<String>) -> ApiTokenBatch {
+        ApiTokenBatch(texts.into())
+    }
+
+    /// The first `count` tokens (all of them if there are fewer).
+    pub fn first(&self, count: usize) -> ApiTokenBatch {
+        ApiTokenBatch(self.0[..count.min(self.0.len())].into())
+    }
+
+    /// `count` distinct tokens in a row from a random place, wrapping
+    /// around: the whole batch when it holds exactly `count`.
+    pub fn window(&self, count: usize, rng: &mut FastRng) -> Vec<String> {
+        let start = if self.0.len() > count {
+            rng.below(self.0.len())
+        } else {
+            0
+        };
+        self.0
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(count.min(self.0.len()))
+            .cloned()
+            .collect()
+    }
+
     /// The tokens, in the order they were created.
     pub fn tokens(&self) -> &[String] {
         &self.0
@@ -36,7 +65,11 @@ impl std::fmt::Debug for ApiTokenBatch {
     }
 }
 
-/// Creates `count` backend API tokens at `endpoint` with `admin`.
+/// CreateApiToken calls in flight while creating a batch.
+const CREATORS: usize = 16;
+
+/// Creates `count` backend API tokens at `endpoint` with `admin`,
+/// [`CREATORS`] calls at a time over one connection.
 pub async fn create_batch(
     endpoint: &str,
     admin: &AdminBearer,
@@ -46,35 +79,54 @@ pub async fn create_batch(
         .await?
         .pop()
         .ok_or_else(|| BenchError("no connection to create API tokens over".into()))?;
-    let mut clients = Clients::new(channel);
-    let mut tokens = Vec::with_capacity(count);
-    for index in 0..count {
-        let created = clients
-            .edge
-            .create_api_token(admin.request(pb::CreateApiTokenRequest {
-                token_name: format!("bench-{index}"),
-                r#type: pb::ApiTokenType::Backend as i32,
-                projects: vec!["default".into()],
-                environment: "development".into(),
-                ..Default::default()
-            }));
-        let created = match tokio::time::timeout(SETUP_CALL_TIMEOUT, created).await {
-            Ok(Ok(response)) => response.into_inner(),
-            Ok(Err(status)) => {
-                return Err(BenchError(format!(
-                    "CreateApiToken failed during setup: {:?} {}",
-                    status.code(),
-                    status.message()
-                )));
+    let mut creators = JoinSet::new();
+    for creator in 0..CREATORS.min(count) {
+        let mut clients = Clients::new(channel.clone());
+        let admin = admin.clone();
+        creators.spawn(async move {
+            let mut tokens = Vec::new();
+            for index in (creator..count).step_by(CREATORS) {
+                tokens.push((index, create_one(&mut clients, &admin, index).await?));
             }
-            Err(_) => {
-                return Err(BenchError(format!(
-                    "CreateApiToken gave no answer within {} s during setup",
-                    SETUP_CALL_TIMEOUT.as_secs()
-                )));
-            }
-        };
-        tokens.push(created.token);
+            Ok::<_, BenchError>(tokens)
+        });
     }
-    Ok(ApiTokenBatch(tokens.into()))
+    let mut tokens = Vec::with_capacity(count);
+    while let Some(created) = creators.join_next().await {
+        tokens.extend(
+            created.map_err(|error| BenchError(format!("a token creator failed: {error}")))??,
+        );
+    }
+    tokens.sort_unstable_by_key(|(index, _)| *index);
+    Ok(ApiTokenBatch(
+        tokens.into_iter().map(|(_, token)| token).collect(),
+    ))
+}
+
+async fn create_one(
+    clients: &mut Clients,
+    admin: &AdminBearer,
+    index: usize,
+) -> Result<String, BenchError> {
+    let created = clients
+        .edge
+        .create_api_token(admin.request(pb::CreateApiTokenRequest {
+            token_name: format!("bench-{index}"),
+            r#type: pb::ApiTokenType::Backend as i32,
+            projects: vec!["default".into()],
+            environment: "development".into(),
+            ..Default::default()
+        }));
+    match tokio::time::timeout(SETUP_CALL_TIMEOUT, created).await {
+        Ok(Ok(response)) => Ok(response.into_inner().token),
+        Ok(Err(status)) => Err(BenchError(format!(
+            "CreateApiToken failed during setup: {:?} {}",
+            status.code(),
+            status.message()
+        ))),
+        Err(_) => Err(BenchError(format!(
+            "CreateApiToken gave no answer within {} s during setup",
+            SETUP_CALL_TIMEOUT.as_secs()
+        ))),
+    }
 }

@@ -78,6 +78,19 @@ pub struct RunArgs {
     /// random.
     #[arg(long, default_value_t = 10_000)]
     pub sessions: usize,
+    /// Live API tokens to make before the scenarios; the validation
+    /// scenarios then send batches drawn from them (a random run of
+    /// consecutive ones). Without it, each validation scenario creates its
+    /// own batch.
+    #[arg(long)]
+    pub api_tokens: Option<usize>,
+    /// Write the sessions and `--api-tokens` straight into Redis with
+    /// Sigil's own domain rules and store code, many at once, instead of
+    /// through CreateSession/AuthorizeSession/CreateApiToken: for a million
+    /// of them in a minute rather than a quarter of an hour. Needs the Redis
+    /// store and a Sigil that sigil-bench starts.
+    #[arg(long)]
+    pub direct_setup: bool,
     /// A call taking longer than this counts as an error (CLIENT_TIMEOUT).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -87,6 +100,12 @@ pub struct RunArgs {
     /// Pin the servers sigil-bench starts (and nothing else) to this CPU.
     #[arg(long)]
     pub server_cpu: Option<usize>,
+    /// After the scenarios, start a second Sigil pinned to these CPUs
+    /// (a `taskset -c` list such as `0,1`; its runtime then has a worker
+    /// per CPU) and measure the same scenarios against it: the report
+    /// gives each as a ratio of the two rates. Needs the Redis store.
+    #[arg(long)]
+    pub scaling_cpus: Option<String>,
     /// Pin sigil-bench's load to this CPU.
     #[arg(long)]
     pub client_cpu: Option<usize>,
@@ -94,6 +113,10 @@ pub struct RunArgs {
     /// without it.
     #[arg(long)]
     pub redis_cpu: Option<usize>,
+    /// How long each in-process ceiling (raw JWT verify per algorithm, API
+    /// token parsing) and the raw MGET run.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub ceiling_time: Duration,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -151,11 +174,43 @@ impl RunArgs {
         if self.warmup > Duration::from_secs(600) {
             return Err("--warmup must be at most 10m".into());
         }
+        if self.ceiling_time.is_zero() || self.ceiling_time > Duration::from_secs(60) {
+            return Err("--ceiling-time must be positive and at most 60s".into());
+        }
         if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(60) {
             return Err("--request-timeout must be positive and at most 60s".into());
         }
         if !(1..=MAX_SESSIONS).contains(&self.sessions) {
             return Err(format!("--sessions must be 1 to {MAX_SESSIONS}"));
+        }
+        if self
+            .api_tokens
+            .is_some_and(|count| !(1..=MAX_SESSIONS).contains(&count))
+        {
+            return Err(format!("--api-tokens must be 1 to {MAX_SESSIONS}"));
+        }
+        if self.direct_setup && (self.store != StoreKind::Redis || self.target.is_some()) {
+            return Err(
+                "--direct-setup writes to the Redis of a Sigil sigil-bench starts: \
+                 drop --target and --store memory"
+                    .into(),
+            );
+        }
+        if let Some(cpus) = &self.scaling_cpus {
+            let well_formed = !cpus.is_empty()
+                && cpus
+                    .chars()
+                    .all(|char| char.is_ascii_digit() || char == ',' || char == '-');
+            if !well_formed {
+                return Err("--scaling-cpus takes a CPU list such as 0,1 or 0-1".into());
+            }
+            if self.store != StoreKind::Redis || self.target.is_some() || self.in_process {
+                return Err(
+                    "--scaling-cpus starts a second Sigil on the same Redis: drop --target, \
+                     --in-process and --store memory"
+                        .into(),
+                );
+            }
         }
         if self.max_requests == 0 {
             return Err("--max-requests must be positive".into());

@@ -68,6 +68,11 @@ impl JwtPool {
     pub fn pick(&self, rng: &mut FastRng) -> &str {
         &self.0[rng.below(self.0.len())]
     }
+
+    /// Every JWT of the pool.
+    pub fn all(&self) -> &[String] {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for JwtPool {

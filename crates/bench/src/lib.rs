@@ -13,11 +13,14 @@ pub mod cli;
 
 mod api_tokens;
 mod baseline;
+mod ceiling;
+mod direct;
 mod jwts;
 mod load;
 mod loopback;
 mod machine;
 mod pin;
+mod redis_probe;
 mod redis_server;
 mod report;
 mod rng;
@@ -25,8 +28,9 @@ mod run;
 mod scenario;
 mod server;
 mod sessions;
+mod targets;
 
-pub use report::{Latency, Measurement, Ratio, Report, ServerMemory, Settings};
+pub use report::{Ceilings, Latency, Measurement, Ratio, Report, ServerMemory, Settings, Target};
 pub use run::run;
 pub use scenario::Scenario;
 pub use server::serve;

@@ -7,13 +7,27 @@ use std::process::{Command, Stdio};
 /// Pins this process's calling thread to `cpu`; threads it starts later
 /// inherit the pin, so call it before building the async runtime.
 pub fn pin_this_process(cpu: usize) -> Result<(), String> {
+    pin_task(cpu, &std::process::id().to_string())
+}
+
+/// Pins the calling thread (only) to `cpu`.
+pub fn pin_this_thread(cpu: usize) -> Result<(), String> {
+    // `/proc/thread-self` links to `<pid>/task/<tid>`.
+    let link = std::fs::read_link("/proc/thread-self")
+        .map_err(|error| format!("cannot find this thread's id: {error}"))?;
+    let tid = link
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or("cannot find this thread's id")?
+        .to_owned();
+    pin_task(cpu, &tid)
+}
+
+/// `taskset -p -c cpu id`: pins one thread (the main thread, for a
+/// process id).
+fn pin_task(cpu: usize, id: &str) -> Result<(), String> {
     let status = Command::new("taskset")
-        .args([
-            "-p",
-            "-c",
-            &cpu.to_string(),
-            &std::process::id().to_string(),
-        ])
+        .args(["-p", "-c", &cpu.to_string(), id])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
@@ -28,12 +42,13 @@ pub fn pin_this_process(cpu: usize) -> Result<(), String> {
     }
 }
 
-/// `program`, run pinned to `cpu` when one is given.
-pub fn command_on(cpu: Option<usize>, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    match cpu {
-        Some(cpu) => {
+/// `program`, run pinned to `cpus` (a `taskset -c` list: `0`, `0,1`,
+/// `0-1`) when given.
+pub fn command_on(cpus: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match cpus {
+        Some(cpus) => {
             let mut command = Command::new("taskset");
-            command.arg("-c").arg(cpu.to_string()).arg(program);
+            command.arg("-c").arg(cpus).arg(program);
             command
         }
         None => Command::new(program),

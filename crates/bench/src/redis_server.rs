@@ -21,7 +21,7 @@ impl RedisServer {
     /// Starts one, pinned to `cpu` if given, and waits until it answers.
     pub async fn start(cpu: Option<usize>) -> Result<RedisServer, BenchError> {
         let port = free_port()?;
-        let child = command_on(cpu, "redis-server")
+        let child = command_on(cpu.map(|cpu| cpu.to_string()).as_deref(), "redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdin(Stdio::null())

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 
 use crate::{
+    ceiling::{MgetCeiling, ParseCeiling, VerifyCeiling},
     cli::{ServerKind, StoreKind},
     load::Tally,
     machine::{Machine, Memory},
@@ -21,8 +22,80 @@ pub struct Report {
     pub settings: Settings,
     /// Creating the sessions the read scenarios draw on, if any were.
     pub sessions: Option<Creation>,
+    /// Creating the `--api-tokens` the validation scenarios draw on, if
+    /// asked (`sessions` counts the tokens).
+    pub api_tokens: Option<Creation>,
+    /// Sigil's memory right after it reported SERVING, before any load.
+    pub sigil_idle_memory: Option<ServerMemory>,
     /// Each measurement, in the order taken.
     pub measurements: Vec<Measurement>,
+    /// The in-process and raw-Redis ceilings measured in the run.
+    pub ceilings: Ceilings,
+    /// Each scenario on `--scaling-cpus` against the same on one CPU.
+    pub scaling: Vec<Scaling>,
+    /// Issue 8's targets that this run's figures decide.
+    pub targets: Vec<Target>,
+}
+
+/// One scenario on more CPUs against the same on the first Sigil's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    /// The scenario.
+    pub scenario: String,
+    /// The CPUs of the second Sigil, as given.
+    pub cpus: String,
+    /// Requests/s on the first Sigil's CPU.
+    pub narrow_requests_per_second: f64,
+    /// Requests/s on `cpus`.
+    pub wide_requests_per_second: f64,
+    /// `wide` over `narrow`.
+    pub ratio: f64,
+    /// Server CPU per call on each, in microseconds.
+    pub narrow_cpu_micros_per_call: Option<f64>,
+    /// See `narrow_cpu_micros_per_call`.
+    pub wide_cpu_micros_per_call: Option<f64>,
+}
+
+impl Scaling {
+    /// `wide` (on `cpus`) against `narrow`.
+    pub fn between(narrow: &Measurement, wide: &Measurement, cpus: &str) -> Scaling {
+        Scaling {
+            scenario: narrow.name.clone(),
+            cpus: cpus.to_owned(),
+            narrow_requests_per_second: narrow.requests_per_second,
+            wide_requests_per_second: wide.requests_per_second,
+            ratio: wide.requests_per_second / narrow.requests_per_second.max(f64::EPSILON),
+            narrow_cpu_micros_per_call: narrow.server_cpu_micros_per_call,
+            wide_cpu_micros_per_call: wide.server_cpu_micros_per_call,
+        }
+    }
+}
+
+/// Ceilings that are not servers (see `ceiling.rs`), each measured right
+/// before the first scenario it bounds.
+#[derive(Debug, Default, Serialize)]
+pub struct Ceilings {
+    /// Raw jsonwebtoken verification per algorithm.
+    pub jwt_verify: Vec<VerifyCeiling>,
+    /// Raw `MGET` per batch size.
+    pub mget: Vec<MgetCeiling>,
+    /// Sigil's in-process work per API-token batch size.
+    pub parsing: Vec<ParseCeiling>,
+}
+
+/// One of issue 8's targets, as this run's figures decide it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What is compared, in words.
+    pub target: String,
+    /// The figure, usually a ratio.
+    pub value: f64,
+    /// What the target asks of `value`, e.g. `>= 0.8`.
+    pub goal: String,
+    /// Whether `value` meets `goal`.
+    pub met: bool,
+    /// The figures behind `value`.
+    pub detail: String,
 }
 
 /// How a run was made.
@@ -56,6 +129,8 @@ pub struct Measurement {
     pub name: String,
     /// Which server answered.
     pub server: ServerKind,
+    /// Calls in flight during the measurement.
+    pub in_flight: usize,
     /// Successful operations in the measured window.
     pub requests: u64,
     /// The measured window, in seconds.
@@ -76,6 +151,11 @@ pub struct Measurement {
     pub server_memory: Option<ServerMemory>,
     /// This figure over the baseline measured just before it.
     pub against_baseline: Option<Ratio>,
+    /// Redis commands by name (from `INFO commandstats`) that one call made,
+    /// counted after the measurement with nothing else in flight; the
+    /// store's health PINGs are left out. Only over a Redis sigil-bench
+    /// knows.
+    pub redis_commands_per_call: Option<BTreeMap<String, u64>>,
 }
 
 /// Latency percentiles, in microseconds.
@@ -113,6 +193,10 @@ pub struct Ratio {
     /// Sigil's server CPU per call over the baseline's, when both are
     /// known.
     pub server_cpu_per_call: Option<f64>,
+    /// The baseline's own requests/s.
+    pub baseline_requests_per_second: f64,
+    /// The baseline's own server CPU per call, in microseconds.
+    pub baseline_cpu_micros_per_call: Option<f64>,
 }
 
 impl Measurement {
@@ -120,6 +204,7 @@ impl Measurement {
     pub fn new(
         name: &str,
         server: ServerKind,
+        in_flight: usize,
         tally: &Tally,
         server_memory: Option<(Memory, MemoryOf)>,
     ) -> Measurement {
@@ -133,6 +218,7 @@ impl Measurement {
         Measurement {
             name: name.to_owned(),
             server,
+            in_flight,
             requests: histogram.len(),
             seconds,
             requests_per_second: histogram.len() as f64 / seconds.max(f64::EPSILON),
@@ -150,6 +236,7 @@ impl Measurement {
             server_cpu_micros_per_call,
             server_memory: server_memory.map(|(memory, of)| ServerMemory { memory, of }),
             against_baseline: None,
+            redis_commands_per_call: None,
         }
     }
 
@@ -175,6 +262,8 @@ impl Measurement {
                 .zip(baseline.server_cpu_micros_per_call)
                 .filter(|(_, baseline)| *baseline > 0.0)
                 .map(|(sigil, baseline)| sigil / baseline),
+            baseline_requests_per_second: baseline.requests_per_second,
+            baseline_cpu_micros_per_call: baseline.server_cpu_micros_per_call,
         });
     }
 }
@@ -215,7 +304,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<32} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} errors",
+            "\n{:<32} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6} {:>5}  {:<13} errors",
             "scenario",
             "req/s",
             "p50 µs",
@@ -226,6 +315,7 @@ impl Report {
             "× req/s",
             "× p99",
             "× CPU",
+            "Redis",
             "of baseline"
         );
         for measurement in &self.measurements {
@@ -267,9 +357,13 @@ impl Report {
                     .join(" ")
             };
             let latency = measurement.latency_micros;
+            let redis = measurement.redis_commands_per_call.as_ref().map_or_else(
+                || "-".to_owned(),
+                |commands| commands.values().sum::<u64>().to_string(),
+            );
             let _ = writeln!(
                 out,
-                "{:<32} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6}  {:<13} {errors}",
+                "{:<32} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>7} {:>8} {:>6} {:>6} {:>5}  {:<13} {errors}",
                 measurement.name,
                 measurement.requests_per_second,
                 latency.p50,
@@ -280,6 +374,7 @@ impl Report {
                 rate,
                 p99,
                 cpu_ratio,
+                redis,
                 baseline,
             );
         }
@@ -293,7 +388,75 @@ impl Report {
                 "* RSS of sigil-bench itself: the servers ran in its process, beside the load"
             );
         }
+        self.ceilings_table(&mut out);
+        for scaling in &self.scaling {
+            let cpu = |micros: Option<f64>| {
+                micros.map_or_else(|| "?".to_owned(), |micros| format!("{micros:.1}"))
+            };
+            let _ = writeln!(
+                out,
+                "scaling {}: {:.0}/s on CPUs {} against {:.0}/s on one: {:.2} × (server CPU per call {} against {} µs)",
+                scaling.scenario,
+                scaling.wide_requests_per_second,
+                scaling.cpus,
+                scaling.narrow_requests_per_second,
+                scaling.ratio,
+                cpu(scaling.wide_cpu_micros_per_call),
+                cpu(scaling.narrow_cpu_micros_per_call),
+            );
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(out, "\nissue 8's targets in this run:");
+            for target in &self.targets {
+                let _ = writeln!(
+                    out,
+                    "  {:<4} {:<58} {:>8.2} (goal {}): {}",
+                    if target.met { "met" } else { "MISS" },
+                    target.target,
+                    target.value,
+                    target.goal,
+                    target.detail
+                );
+            }
+        }
         out
+    }
+
+    fn ceilings_table(&self, out: &mut String) {
+        let ceilings = &self.ceilings;
+        if ceilings.jwt_verify.is_empty() && ceilings.mget.is_empty() && ceilings.parsing.is_empty()
+        {
+            return;
+        }
+        let _ = writeln!(out, "\nceilings measured in process (sigil-bench's CPU):");
+        for verify in &ceilings.jwt_verify {
+            let _ = writeln!(
+                out,
+                "  raw jsonwebtoken verify {:?}: {:.0} per CPU-second ({:.1} µs each)",
+                verify.algorithm,
+                verify.per_cpu_second,
+                1e6 / verify.per_cpu_second.max(f64::EPSILON)
+            );
+        }
+        for mget in &ceilings.mget {
+            let _ = writeln!(
+                out,
+                "  raw MGET of {} keys ({} B each): p50 {} µs, p99 {} µs, mean {:.0} µs over {} calls",
+                mget.keys,
+                mget.value_bytes,
+                mget.p50_micros,
+                mget.p99_micros,
+                mget.mean_micros,
+                mget.calls
+            );
+        }
+        for parsing in &ceilings.parsing {
+            let _ = writeln!(
+                out,
+                "  parsing + record decoding + secret check of {} API tokens: {:.0} µs of CPU per batch",
+                parsing.tokens, parsing.micros_per_batch
+            );
+        }
     }
 }
 
@@ -305,6 +468,7 @@ mod tests {
         Measurement {
             name: name.to_owned(),
             server: ServerKind::Sigil,
+            in_flight: 1,
             requests: requests_per_second as u64,
             seconds: 1.0,
             requests_per_second,
@@ -318,6 +482,7 @@ mod tests {
             server_cpu_micros_per_call: Some(requests_per_second / 100.0),
             server_memory: None,
             against_baseline: None,
+            redis_commands_per_call: None,
         }
     }
 

@@ -6,18 +6,21 @@ use std::{sync::Arc, time::Duration};
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::AdminKey;
 use sigil_jwt::MasterKey;
+use sigil_runtime::Context;
 
 use crate::{
-    BenchError,
+    BenchError, api_tokens,
     baseline::{BENCH_KEY, BENCH_VALUE_BYTES},
+    ceiling::{self, SampleTokens},
     cli::{RunArgs, ServerKind, StoreKind},
+    direct,
     load::{self, Shape},
     machine::Machine,
-    pin,
+    pin, redis_probe,
     redis_server::RedisServer,
-    report::{Measurement, Report, Settings},
-    scenario::{AdminBearer, Echo, RedisGet, Setup, Workload},
-    server::{Launch, RunningServer},
+    report::{Ceilings, Measurement, Report, Scaling, ServerMemory, Settings},
+    scenario::{AdminBearer, Echo, RedisGet, Scenario, Setup, Workload},
+    server::{self, Launch, RunningServer},
     sessions::{self, Creation, PoolShape},
 };
 
@@ -69,24 +72,25 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
     let admin = AdminBearer::new(&admin_key).map_err(BenchError)?;
     let launch = Launch {
         in_process: args.in_process,
-        server_cpu: args.server_cpu,
+        server_cpus: args.server_cpu.map(|cpu| cpu.to_string()),
         redis_url: redis_url.clone(),
         // JWT calls need a master key; one for this run only is enough, as
         // everything it seals lives only as long as the run's stores.
         master_key: MasterKey::generate(&mut UnwrapErr(SysRng)).to_base64(),
     };
     let baseline = RunningServer::start(ServerKind::Baseline, &launch, &admin_key).await?;
+    let sigil_launch = Launch {
+        redis_url: redis_url.clone().filter(|_| sigil_uses_redis),
+        ..launch.clone()
+    };
     let sigil = match &args.target {
         Some(target) => RunningServer::external(target, args.target_pid).await?,
-        None => {
-            let sigil_launch = Launch {
-                redis_url: redis_url.clone().filter(|_| sigil_uses_redis),
-                ..launch.clone()
-            };
-            RunningServer::start(ServerKind::Sigil, &sigil_launch, &admin_key).await?
-        }
+        None => RunningServer::start(ServerKind::Sigil, &sigil_launch, &admin_key).await?,
     };
 
+    let sigil_idle_memory = sigil
+        .memory()
+        .map(|(memory, of)| ServerMemory { memory, of });
     let shape = Shape {
         connections: args.connections,
         concurrency: args.concurrency,
@@ -95,7 +99,39 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         request_timeout: args.request_timeout,
         max_requests: args.max_requests,
     };
-    let (pool, creation) = create_sessions(args, &sigil, &admin).await?;
+    // Direct setup writes through a Context of Sigil's own, on the same
+    // Redis and with the same settings as the Sigil measured.
+    let direct = if args.direct_setup {
+        Some(Context::from_args(&server::common_args(&launch, &admin_key)).map_err(BenchError)?)
+    } else {
+        None
+    };
+    let (pool, creation) = create_sessions(args, &sigil, &admin, direct.as_ref()).await?;
+    let (api_token_pool, api_token_creation) = match (args.api_tokens, &direct) {
+        (None, _) => (None, None),
+        (Some(count), Some(context)) => {
+            let (tokens, creation) = direct::create_api_tokens(context, count).await?;
+            (Some(tokens), Some(creation))
+        }
+        (Some(count), None) => {
+            let started = std::time::Instant::now();
+            let tokens = api_tokens::create_batch(&sigil.endpoint, &admin, count).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let creation = Creation {
+                sessions: tokens.len(),
+                seconds,
+                per_second: tokens.len() as f64 / seconds.max(f64::EPSILON),
+                retries: 0,
+            };
+            (Some(tokens), Some(creation))
+        }
+    };
+    if let Some(creation) = &api_token_creation {
+        eprintln!(
+            "API tokens: {} created in {:.1} s ({:.0}/s)",
+            creation.sessions, creation.seconds, creation.per_second
+        );
+    }
 
     let mut measurements = Vec::new();
     let echo = Arc::new(Workload::Echo(Echo));
@@ -109,34 +145,116 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         )
         .await?,
     );
-    // WhoAmI's floor is a call plus one store read: with Redis, compare
-    // with the one-GET baseline; with memory, with the echo.
-    let (reference_name, reference) = match redis_url {
-        Some(_) if sigil_uses_redis => ("baseline-get", Arc::new(Workload::RedisGet(RedisGet))),
-        _ => ("baseline-echo", echo),
+    // A call that reads the store has a call plus one Redis GET as its
+    // floor; one that does not (or any call over memory), the echo.
+    let store_url = redis_url.clone().filter(|_| sigil_uses_redis);
+    let (get_name, get) = match &store_url {
+        Some(_) => ("baseline-get", Arc::new(Workload::RedisGet(RedisGet))),
+        None => ("baseline-echo", echo.clone()),
     };
+    let mut ceilings = Ceilings::default();
     for scenario in &args.scenarios {
-        let ceiling = measure_one(
-            reference_name,
-            ServerKind::Baseline,
-            &reference,
-            &baseline,
-            shape,
-        )
-        .await?;
+        let scenario_shape = match scenario.fixed_in_flight() {
+            Some(in_flight) => Shape {
+                connections: in_flight.min(shape.connections),
+                concurrency: in_flight,
+                ..shape
+            },
+            None => shape,
+        };
         let setup = Setup {
             endpoint: &sigil.endpoint,
             sessions: &pool,
             admin: &admin,
             concurrency: args.concurrency,
+            api_tokens: api_token_pool.as_ref(),
         };
         let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
-        let mut figure =
-            measure_one(scenario.name(), ServerKind::Sigil, &workload, &sigil, shape).await?;
+        measure_ceilings(
+            *scenario,
+            &workload,
+            &sigil.endpoint,
+            store_url.as_deref(),
+            args.ceiling_time,
+            args.server_cpu,
+            &mut ceilings,
+        )
+        .await?;
+        let (reference_name, reference) = if scenario.reads_store() {
+            (get_name, &get)
+        } else {
+            ("baseline-echo", &echo)
+        };
+        let ceiling = measure_one(
+            reference_name,
+            ServerKind::Baseline,
+            reference,
+            &baseline,
+            scenario_shape,
+        )
+        .await?;
+        let mut figure = measure_one(
+            scenario.name(),
+            ServerKind::Sigil,
+            &workload,
+            &sigil,
+            scenario_shape,
+        )
+        .await?;
         figure.compare_with(&ceiling);
+        if let Some(url) = &store_url {
+            let commands =
+                redis_probe::commands_of_one_call(url, &sigil.endpoint, &workload).await?;
+            eprintln!(
+                "{}: Redis commands of one call: {commands:?}",
+                scenario.name()
+            );
+            figure.redis_commands_per_call = Some(commands);
+        }
         measurements.push(ceiling);
         measurements.push(figure);
     }
+    let mut scaling = Vec::new();
+    if let Some(cpus) = &args.scaling_cpus {
+        // A second Sigil on the same Redis, so the sessions, templates and
+        // tokens made for the first serve it too.
+        let wide_launch = Launch {
+            server_cpus: Some(cpus.clone()),
+            ..sigil_launch.clone()
+        };
+        let wide = RunningServer::start(ServerKind::Sigil, &wide_launch, &admin_key).await?;
+        for scenario in &args.scenarios {
+            let Some(narrow) = measurements
+                .iter()
+                .find(|measurement| measurement.name == scenario.name())
+            else {
+                continue;
+            };
+            let setup = Setup {
+                endpoint: &wide.endpoint,
+                sessions: &pool,
+                admin: &admin,
+                concurrency: args.concurrency,
+                api_tokens: api_token_pool.as_ref(),
+            };
+            let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
+            let name = format!("{}-on-cpus-{cpus}", scenario.name());
+            let shape = scenario.fixed_in_flight().map_or(shape, |in_flight| Shape {
+                connections: in_flight.min(shape.connections),
+                concurrency: in_flight,
+                ..shape
+            });
+            let figure = measure_one(&name, ServerKind::Sigil, &workload, &wide, shape).await?;
+            scaling.push(Scaling::between(narrow, &figure, cpus));
+            measurements.push(figure);
+        }
+    }
+    let targets = crate::targets::decide(
+        &measurements,
+        &ceilings,
+        &scaling,
+        sigil_idle_memory.as_ref(),
+    );
 
     Ok(Report {
         machine,
@@ -160,7 +278,12 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             redis_cpu: args.redis_cpu,
         },
         sessions: creation,
+        api_tokens: api_token_creation,
+        sigil_idle_memory,
         measurements,
+        ceilings,
+        scaling,
+        targets,
     })
 }
 
@@ -168,6 +291,7 @@ async fn create_sessions(
     args: &RunArgs,
     sigil: &RunningServer,
     admin: &AdminBearer,
+    direct: Option<&Context>,
 ) -> Result<(sessions::SessionPool, Option<Creation>), BenchError> {
     // Create-authorize alone needs no pool; one session keeps the types
     // simple and costs nothing.
@@ -187,7 +311,10 @@ async fn create_sessions(
         request_timeout: args.request_timeout,
         deadline: CREATION_BASE_DEADLINE + CREATION_TIME_PER_SESSION * count as u32,
     };
-    let (pool, creation) = sessions::create_pool(&sigil.endpoint, admin, shape).await?;
+    let (pool, creation) = match direct {
+        Some(context) => direct::create_sessions(context, count).await?,
+        None => sessions::create_pool(&sigil.endpoint, admin, shape).await?,
+    };
     eprintln!(
         "sessions: {} created in {:.1} s ({:.0}/s, {} retried)",
         creation.sessions, creation.seconds, creation.per_second, creation.retries
@@ -210,7 +337,13 @@ async fn measure_one(
         server.pid(),
     )
     .await?;
-    let measurement = Measurement::new(name, server_kind, &tally, server.memory());
+    let measurement = Measurement::new(
+        name,
+        server_kind,
+        shape.concurrency,
+        &tally,
+        server.memory(),
+    );
     eprintln!(
         "{name}: {:.0}/s, p99 {} µs, {} errors, {} µs server CPU per call",
         measurement.requests_per_second,
@@ -221,6 +354,58 @@ async fn measure_one(
             .map_or_else(|| "?".to_owned(), |micros| format!("{micros:.1}")),
     );
     Ok(measurement)
+}
+
+/// The in-process ceilings `scenario` is compared with, unless an earlier
+/// scenario measured them: the raw verify of its JWTs' algorithm, and for
+/// batches of 100 API tokens or more, the raw MGET (over Redis) and
+/// parsing of a batch of that size.
+async fn measure_ceilings(
+    scenario: Scenario,
+    workload: &Workload,
+    endpoint: &str,
+    redis_url: Option<&str>,
+    time: Duration,
+    cpu: Option<usize>,
+    ceilings: &mut Ceilings,
+) -> Result<(), BenchError> {
+    if let Some((algorithm, jwts)) = workload.jwt_sample()
+        && !ceilings
+            .jwt_verify
+            .iter()
+            .any(|verify| verify.algorithm == algorithm)
+    {
+        let verify = ceiling::raw_verify(endpoint, algorithm, jwts.all(), time, cpu).await?;
+        eprintln!(
+            "ceiling: raw jsonwebtoken verify {algorithm:?}: {:.0} per CPU-second",
+            verify.per_cpu_second
+        );
+        ceilings.jwt_verify.push(verify);
+    }
+    if let Some((_, size)) = scenario.validation()
+        && size >= 100
+        && !ceilings
+            .parsing
+            .iter()
+            .any(|parsing| parsing.tokens == size)
+    {
+        let sample = SampleTokens::new(size)?;
+        if let Some(url) = redis_url {
+            let mget = ceiling::raw_mget(url, &sample, time).await?;
+            eprintln!(
+                "ceiling: raw MGET of {size} keys: p50 {} µs, p99 {} µs",
+                mget.p50_micros, mget.p99_micros
+            );
+            ceilings.mget.push(mget);
+        }
+        let parsing = ceiling::parse_cost(sample, time, cpu).await?;
+        eprintln!(
+            "ceiling: parsing {size} API tokens in process: {:.0} µs per batch",
+            parsing.micros_per_batch
+        );
+        ceilings.parsing.push(parsing);
+    }
+    Ok(())
 }
 
 /// Stores the key the baseline's GET reads.

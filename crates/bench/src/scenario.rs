@@ -4,6 +4,7 @@
 //! new variant and a new module.
 
 mod baseline_calls;
+mod batch_verify;
 mod batch_whoami;
 mod check_access;
 mod create_authorize;
@@ -25,14 +26,16 @@ use tonic::{
 };
 
 use crate::{
-    BenchError, api_tokens,
+    BenchError,
+    api_tokens::{self, ApiTokenBatch},
     baseline::pb::baseline_service_client::BaselineServiceClient,
-    jwts::{self, Algorithm},
+    jwts::{self, Algorithm, JwtPool},
     rng::FastRng,
     sessions::SessionPool,
 };
 
 pub use baseline_calls::{Echo, RedisGet};
+pub use batch_verify::BatchVerifyTokens;
 pub use batch_whoami::BatchWhoAmI;
 pub use check_access::CheckAccess;
 pub use create_authorize::CreateAuthorize;
@@ -84,6 +87,11 @@ pub enum Scenario {
     VerifyTokenHs256CheckSession,
     /// VerifyToken of HS256 JWTs, with `consume_jti`, each after a GetToken minting the token (counted as one).
     VerifyTokenHs256ConsumeJti,
+    /// BatchVerifyTokens of 100 EdDSA JWTs drawn at random from those
+    /// minted, signature and claims only.
+    #[value(name = "batch-verify-tokens-100")]
+    #[serde(rename = "batch-verify-tokens-100")]
+    BatchVerifyTokens100,
     /// GetToken by session key, EdDSA template.
     GetToken,
     /// EdgeTokenService/ValidateTokens over gRPC with 1 valid token per call.
@@ -102,6 +110,12 @@ pub enum Scenario {
     #[value(name = "validate-tokens-1000")]
     #[serde(rename = "validate-tokens-1000")]
     ValidateTokens1000,
+    /// ValidateTokens with 1000 valid tokens, one call in flight over one
+    /// connection: the latency of a batch alone, for issue 8's bound of 2 ×
+    /// (raw MGET of 1000 keys + in-process parsing).
+    #[value(name = "validate-tokens-1000-alone")]
+    #[serde(rename = "validate-tokens-1000-alone")]
+    ValidateTokens1000Alone,
     /// `POST /edge/validate` over HTTP/1.1 with 1 valid token per call.
     #[value(name = "edge-validate-1")]
     #[serde(rename = "edge-validate-1")]
@@ -125,7 +139,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every Sigil scenario, in the order a default run takes.
-    pub const SIGIL: [Scenario; 26] = [
+    pub const SIGIL: [Scenario; 28] = [
         Scenario::WhoAmI,
         Scenario::BatchWhoAmI100,
         Scenario::CheckAccess,
@@ -142,11 +156,13 @@ impl Scenario {
         Scenario::VerifyTokenHs256,
         Scenario::VerifyTokenHs256CheckSession,
         Scenario::VerifyTokenHs256ConsumeJti,
+        Scenario::BatchVerifyTokens100,
         Scenario::GetToken,
         Scenario::ValidateTokens1,
         Scenario::ValidateTokens10,
         Scenario::ValidateTokens100,
         Scenario::ValidateTokens1000,
+        Scenario::ValidateTokens1000Alone,
         Scenario::EdgeValidate1,
         Scenario::EdgeValidate10,
         Scenario::EdgeValidate100,
@@ -173,11 +189,13 @@ impl Scenario {
             Scenario::VerifyTokenHs256 => "verify-token-hs256",
             Scenario::VerifyTokenHs256CheckSession => "verify-token-hs256-check-session",
             Scenario::VerifyTokenHs256ConsumeJti => "verify-token-hs256-consume-jti",
+            Scenario::BatchVerifyTokens100 => "batch-verify-tokens-100",
             Scenario::GetToken => "get-token",
             Scenario::ValidateTokens1 => "validate-tokens-1",
             Scenario::ValidateTokens10 => "validate-tokens-10",
             Scenario::ValidateTokens100 => "validate-tokens-100",
             Scenario::ValidateTokens1000 => "validate-tokens-1000",
+            Scenario::ValidateTokens1000Alone => "validate-tokens-1000-alone",
             Scenario::EdgeValidate1 => "edge-validate-1",
             Scenario::EdgeValidate10 => "edge-validate-10",
             Scenario::EdgeValidate100 => "edge-validate-100",
@@ -229,12 +247,34 @@ impl Scenario {
             Scenario::ValidateTokens1 => Some((Transport::Grpc, 1)),
             Scenario::ValidateTokens10 => Some((Transport::Grpc, 10)),
             Scenario::ValidateTokens100 => Some((Transport::Grpc, 100)),
-            Scenario::ValidateTokens1000 => Some((Transport::Grpc, 1000)),
+            Scenario::ValidateTokens1000 | Scenario::ValidateTokens1000Alone => {
+                Some((Transport::Grpc, 1000))
+            }
             Scenario::EdgeValidate1 => Some((Transport::Http, 1)),
             Scenario::EdgeValidate10 => Some((Transport::Http, 10)),
             Scenario::EdgeValidate100 => Some((Transport::Http, 100)),
             Scenario::EdgeValidate1000 => Some((Transport::Http, 1000)),
             _ => None,
+        }
+    }
+
+    /// Calls in flight (over as many connections) when the scenario fixes
+    /// them rather than taking `--concurrency`.
+    pub fn fixed_in_flight(self) -> Option<usize> {
+        match self {
+            Scenario::ValidateTokens1000Alone => Some(1),
+            _ => None,
+        }
+    }
+
+    /// Whether a call reads the store: the ceiling of one that does not is
+    /// the empty echo, even over Redis.
+    pub fn reads_store(self) -> bool {
+        match self {
+            Scenario::BatchVerifyTokens100 => false,
+            other => other
+                .verification()
+                .is_none_or(|(_, mode)| mode != VerifyMode::SignatureOnly),
         }
     }
 
@@ -271,6 +311,8 @@ pub enum Workload {
     Mixed(Mixed),
     /// See [`Scenario::VerifyTokenEddsa`] and its siblings.
     VerifyToken(VerifyToken),
+    /// See [`Scenario::BatchVerifyTokens100`].
+    BatchVerifyTokens(BatchVerifyTokens),
     /// See [`Scenario::GetToken`].
     GetToken(GetToken),
     /// See [`Scenario::ValidateTokens1`] and its siblings.
@@ -291,6 +333,10 @@ pub struct Setup<'a> {
     pub admin: &'a AdminBearer,
     /// Calls in flight: HTTP/1.1 needs a connection for each.
     pub concurrency: usize,
+    /// Live API tokens made before the scenarios (`--api-tokens`), which
+    /// validation scenarios draw their batches from; without them each
+    /// creates its own batch.
+    pub api_tokens: Option<&'a ApiTokenBatch>,
 }
 
 impl Workload {
@@ -302,6 +348,7 @@ impl Workload {
             sessions,
             admin,
             concurrency,
+            api_tokens: pool,
         } = *setup;
         Ok(match scenario {
             Scenario::WhoAmI => Workload::WhoAmI(WhoAmI::new(sessions.clone())),
@@ -324,6 +371,10 @@ impl Workload {
                     admin.clone(),
                 ))
             }
+            Scenario::BatchVerifyTokens100 => {
+                let jwts = jwts::mint_pool(endpoint, admin, sessions, Algorithm::EdDsa).await?;
+                Workload::BatchVerifyTokens(BatchVerifyTokens::new(jwts, 100))
+            }
             Scenario::GetToken => {
                 jwts::put_template_at(endpoint, admin, GetToken::ALGORITHM).await?;
                 Workload::GetToken(GetToken::new(sessions.clone()))
@@ -333,12 +384,25 @@ impl Workload {
                     let jwts = jwts::mint_pool(endpoint, admin, sessions, algorithm).await?;
                     Workload::VerifyToken(VerifyToken::new(algorithm, mode, jwts, sessions.clone()))
                 } else if let Some((transport, size)) = other.validation() {
-                    let batch = api_tokens::create_batch(endpoint, admin, size).await?;
+                    let batch = match pool {
+                        Some(pool) if pool.len() >= size => pool.clone(),
+                        Some(pool) => {
+                            return Err(BenchError(format!(
+                                "{} needs --api-tokens of at least {size}, not {}",
+                                other.name(),
+                                pool.len()
+                            )));
+                        }
+                        None => api_tokens::create_batch(endpoint, admin, size).await?,
+                    };
                     match transport {
-                        Transport::Grpc => Workload::ValidateTokens(ValidateTokens::new(batch)),
+                        Transport::Grpc => {
+                            Workload::ValidateTokens(ValidateTokens::new(batch, size))
+                        }
+                        // One fixed body: the first `size` tokens.
                         Transport::Http => Workload::EdgeValidate(Box::new(EdgeValidate::new(
                             endpoint,
-                            &batch,
+                            &batch.first(size),
                             concurrency,
                         )?)),
                     }
@@ -347,6 +411,16 @@ impl Workload {
                 }
             }
         })
+    }
+
+    /// The algorithm and JWTs a JWT workload sends, for the raw verify
+    /// ceiling; `None` for the others.
+    pub fn jwt_sample(&self) -> Option<(Algorithm, &JwtPool)> {
+        match self {
+            Workload::VerifyToken(verify) => Some(verify.sample()),
+            Workload::BatchVerifyTokens(batch) => Some((Algorithm::EdDsa, batch.jwts())),
+            _ => None,
+        }
     }
 
     /// Makes one call (or, for two-step operations, one operation).
@@ -360,8 +434,9 @@ impl Workload {
             Workload::CreateAuthorize(create) => create.call(clients).await,
             Workload::Mixed(mixed) => mixed.call(clients, rng).await,
             Workload::VerifyToken(verify) => verify.call(clients, rng).await,
+            Workload::BatchVerifyTokens(batch) => batch.call(clients, rng).await,
             Workload::GetToken(get) => get.call(clients, rng).await,
-            Workload::ValidateTokens(validate) => validate.call(clients).await,
+            Workload::ValidateTokens(validate) => validate.call(clients, rng).await,
             Workload::EdgeValidate(validate) => validate.call().await,
         }
     }

@@ -39,8 +39,8 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 pub struct Launch {
     /// Serve in this process rather than as child processes.
     pub in_process: bool,
-    /// The CPU child servers are pinned to.
-    pub server_cpu: Option<usize>,
+    /// The CPUs child servers are pinned to, as a `taskset -c` list.
+    pub server_cpus: Option<String>,
     /// Redis for Sigil's store and the baseline's GET; memory without it.
     pub redis_url: Option<String>,
     /// Sigil's master key (base64), which JWT calls need. Never printed.
@@ -220,7 +220,7 @@ fn start_child(
     ));
     let log_file = std::fs::File::create(&log)
         .map_err(|error| BenchError(format!("cannot create {}: {error}", log.display())))?;
-    let mut command = command_on(launch.server_cpu, exe);
+    let mut command = command_on(launch.server_cpus.as_deref(), exe);
     command
         .args(["serve", kind_name(kind), "--listen"])
         .arg(format!("127.0.0.1:{port}"))
@@ -330,7 +330,7 @@ fn services_for(
 
 /// Sigil's defaults, with the store and master key of `launch` and this
 /// admin key.
-fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
+pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
     let redis_url = launch.redis_url.clone();
     CommonArgs {
         log: LogArgs {

@@ -37,6 +37,11 @@ const SUBJECTS: usize = 10_000;
 pub struct SessionPool(Arc<[String]>);
 
 impl SessionPool {
+    /// A pool of the session keys `keys`.
+    pub fn new(keys: Vec<String>) -> SessionPool {
+        SessionPool(keys.into())
+    }
+
     /// A session key chosen at random.
     pub fn pick(&self, rng: &mut FastRng) -> &str {
         &self.0[rng.below(self.0.len())]

@@ -52,7 +52,7 @@ impl Mixed {
                 jwts,
                 sessions,
             ),
-            validate: ValidateTokens::new(api_tokens),
+            validate: ValidateTokens::new(api_tokens, MIXED_VALIDATE_BATCH),
             admin,
         }
     }
@@ -65,7 +65,7 @@ impl Mixed {
         } else if draw < WHOAMI_PER_MILLE + VERIFY_PER_MILLE {
             self.verify.call(clients, rng).await
         } else if draw < WHOAMI_PER_MILLE + VERIFY_PER_MILLE + VALIDATE_PER_MILLE {
-            self.validate.call(clients).await
+            self.validate.call(clients, rng).await
         } else {
             create_revoke::create_and_revoke(clients, &self.admin).await
         }

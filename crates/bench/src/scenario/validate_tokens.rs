@@ -5,29 +5,35 @@ use sigil_proto::v1 as pb;
 
 use crate::{
     api_tokens::ApiTokenBatch,
+    rng::FastRng,
     scenario::{CallFailure, Clients},
 };
 
-/// ValidateTokens of one fixed batch.
+/// ValidateTokens of batches drawn from a pool of valid tokens.
 pub struct ValidateTokens {
-    batch: ApiTokenBatch,
+    pool: ApiTokenBatch,
+    size: usize,
 }
 
 impl ValidateTokens {
-    /// Sends all of `batch` in each call.
-    pub fn new(batch: ApiTokenBatch) -> ValidateTokens {
-        ValidateTokens { batch }
+    /// Sends `size` tokens of `pool` in each call, in a row from a random
+    /// place (all of `pool` when it holds `size`).
+    pub fn new(pool: ApiTokenBatch, size: usize) -> ValidateTokens {
+        ValidateTokens {
+            size: size.min(pool.len()),
+            pool,
+        }
     }
 
     /// One ValidateTokens; fewer tokens back than sent is an error.
-    pub async fn call(&self, clients: &mut Clients) -> Result<(), CallFailure> {
+    pub async fn call(&self, clients: &mut Clients, rng: &mut FastRng) -> Result<(), CallFailure> {
         let response = clients
             .edge
             .validate_tokens(pb::ValidateTokensRequest {
-                tokens: self.batch.tokens().to_vec(),
+                tokens: self.pool.window(self.size, rng),
             })
             .await?;
-        if response.into_inner().tokens.len() == self.batch.len() {
+        if response.into_inner().tokens.len() == self.size {
             Ok(())
         } else {
             Err(CallFailure::UnexpectedAnswer)

@@ -51,6 +51,11 @@ impl VerifyToken {
         }
     }
 
+    /// The algorithm and the JWTs minted for it before the measurement.
+    pub fn sample(&self) -> (Algorithm, &JwtPool) {
+        (self.algorithm, &self.jwts)
+    }
+
     /// One verification (preceded by a GetToken for `consume_jti`); an
     /// answer without a subject is an error.
     pub async fn call(&self, clients: &mut Clients, rng: &mut FastRng) -> Result<(), CallFailure> {
