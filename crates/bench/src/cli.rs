@@ -117,6 +117,11 @@ pub struct RunArgs {
     /// token parsing) and the raw MGET run.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub ceiling_time: Duration,
+    /// Serve Sigil's validator with the session near-cache on
+    /// (`--session-cache`): WhoAmI and CheckAccess answer from memory,
+    /// kept exact by the event feed.
+    #[arg(long)]
+    pub session_cache: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -154,6 +159,9 @@ pub struct ServeArgs {
     /// Sigil's own flags (`SIGIL_REDIS_URL`, `SIGIL_ADMIN_KEYS`...).
     #[command(flatten)]
     pub common: CommonArgs,
+    /// The validator's near-cache (`SIGIL_SESSION_CACHE`...).
+    #[command(flatten)]
+    pub session_cache: sigil_validator::SessionCacheArgs,
 }
 
 impl RunArgs {

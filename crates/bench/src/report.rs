@@ -120,6 +120,8 @@ pub struct Settings {
     pub client_cpu: Option<usize>,
     /// The CPU sigil-bench's redis-server was pinned to.
     pub redis_cpu: Option<usize>,
+    /// Whether Sigil's validator ran with the session near-cache.
+    pub session_cache: bool,
 }
 
 /// One scenario, measured.
@@ -280,7 +282,7 @@ impl Report {
             out,
             "sigil-bench on {} ({} CPUs, Linux {})\n\
              {} connections, {} in flight, {} s measured after {} s warm-up per scenario; \
-             store {:?}; servers: {}, {}; load: {}; redis-server: {}",
+             store {:?}{}; servers: {}, {}; load: {}; redis-server: {}",
             self.machine.cpu_model,
             self.machine.cpus,
             self.machine.kernel,
@@ -289,6 +291,11 @@ impl Report {
             settings.duration_seconds,
             settings.warmup_seconds,
             settings.store,
+            if settings.session_cache {
+                " (validator near-cache on)"
+            } else {
+                ""
+            },
             settings.servers,
             pin(settings.server_cpu),
             pin(settings.client_cpu),

@@ -77,6 +77,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         // JWT calls need a master key; one for this run only is enough, as
         // everything it seals lives only as long as the run's stores.
         master_key: MasterKey::generate(&mut UnwrapErr(SysRng)).to_base64(),
+        session_cache: args.session_cache,
     };
     let baseline = RunningServer::start(ServerKind::Baseline, &launch, &admin_key).await?;
     let sigil_launch = Launch {
@@ -275,6 +276,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             },
             server_cpu: args.server_cpu,
             client_cpu: args.client_cpu,
+            session_cache: args.session_cache,
             redis_cpu: args.redis_cpu,
         },
         sessions: creation,

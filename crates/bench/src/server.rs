@@ -45,6 +45,8 @@ pub struct Launch {
     pub redis_url: Option<String>,
     /// Sigil's master key (base64), which JWT calls need. Never printed.
     pub master_key: String,
+    /// Whether Sigil's validator runs with the session near-cache.
+    pub session_cache: bool,
 }
 
 /// A server being measured.
@@ -239,6 +241,7 @@ fn start_child(
         Some(url) => command.env("SIGIL_REDIS_URL", url),
         None => command.env_remove("SIGIL_REDIS_URL"),
     };
+    command.env("SIGIL_SESSION_CACHE", launch.session_cache.to_string());
     let child = command
         .spawn()
         .map_err(|error| BenchError(format!("cannot start the {kind:?} server: {error}")))?;
@@ -261,7 +264,11 @@ async fn start_in_process(
     let address = listener
         .local_addr()
         .map_err(|error| BenchError(format!("cannot read the bound address: {error}")))?;
-    let services = services_for(kind, &context, &common, address).map_err(BenchError)?;
+    let session_cache = launch
+        .session_cache
+        .then(sigil_store::SessionCacheSettings::default);
+    let services =
+        services_for(kind, &context, &common, address, session_cache).map_err(BenchError)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -294,7 +301,13 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         ServerKind::Baseline => "sigil-bench serve baseline",
     };
     sigil_runtime::run_service(binary, args.listen, &args.common, |context| {
-        services_for(args.server, context, &args.common, args.listen)
+        services_for(
+            args.server,
+            context,
+            &args.common,
+            args.listen,
+            args.session_cache.settings(),
+        )
     })
 }
 
@@ -303,6 +316,7 @@ fn services_for(
     context: &Context,
     common: &CommonArgs,
     address: std::net::SocketAddr,
+    session_cache: Option<sigil_store::SessionCacheSettings>,
 ) -> Result<Services, String> {
     let mut services = Services::default();
     match kind {
@@ -313,7 +327,7 @@ fn services_for(
                 issuer_url: format!("http://{address}"),
                 jwks_refresh_interval: Duration::from_secs(1),
                 template_cache_ttl: Duration::from_secs(5),
-                session_cache: None,
+                session_cache,
             };
             sigil_validator::add_to(&mut services, context, &keys)?;
             // EdgeTokenService, and `POST /edge/validate` on the same port.

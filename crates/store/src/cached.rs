@@ -15,7 +15,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -40,6 +40,16 @@ pub struct SessionCacheSettings {
     pub time_to_live: Duration,
 }
 
+impl Default for SessionCacheSettings {
+    /// What `--session-cache` uses unless told otherwise.
+    fn default() -> Self {
+        SessionCacheSettings {
+            max_entries: 100_000,
+            time_to_live: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Sessions read through an in-process cache that the event feed keeps
 /// exact. Writes, listings and pings go straight to the store.
 pub struct CachedSessions {
@@ -55,6 +65,10 @@ struct Shared {
     /// Bumped by every invalidation and every drop: a read that saw it
     /// change must not leave its record in the cache.
     generation: AtomicU64,
+    /// `sigil_cache_requests_total{cache="session"}` for hits and misses,
+    /// looked up on the first read (the metrics recorder is installed only
+    /// when serving starts) rather than on every read.
+    counters: OnceLock<[metrics::Counter; 2]>,
 }
 
 impl Shared {
@@ -90,9 +104,15 @@ impl Shared {
             return None;
         }
         let hit = self.entries.get(&id).map(|record| (*record).clone());
-        let result = if hit.is_some() { "hit" } else { "miss" };
-        metrics::counter!("sigil_cache_requests_total", "cache" => "session", "result" => result)
-            .increment(1);
+        let [hits, misses] = self.counters.get_or_init(|| {
+            ["hit", "miss"].map(|result| {
+                metrics::counter!("sigil_cache_requests_total", "cache" => "session", "result" => result)
+            })
+        });
+        match hit {
+            Some(_) => hits.increment(1),
+            None => misses.increment(1),
+        }
         hit
     }
 }
@@ -113,6 +133,7 @@ impl CachedSessions {
                 .build(),
             live: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            counters: OnceLock::new(),
         });
         tokio::spawn(invalidate_forever(events, Arc::clone(&shared)));
         CachedSessions { store, shared }
