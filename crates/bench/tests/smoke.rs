@@ -150,11 +150,12 @@ fn child_processes_over_redis_complete_the_session_scenarios() {
 
 #[test]
 fn in_process_over_memory_completes_the_session_scenarios() {
+    // With the validator's near-cache on; the Redis run below has it off.
     scenarios_complete_without_errors(
         "memory",
         &SESSION_SCENARIOS,
         "1s",
-        &["--store", "memory", "--in-process"],
+        &["--store", "memory", "--in-process", "--session-cache"],
         "baseline-echo",
     );
 }
