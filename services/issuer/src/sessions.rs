@@ -171,13 +171,20 @@ impl Issuer {
         let pb::RevokeSessionRequest { session_id } = request.into_inner();
         let id = SessionId::parse_field(&session_id, "session_id")?;
         let policy = self.context.policy;
+        // Set by the last attempt of `update`: false when the session was
+        // already revoked, which revokes nothing and is not counted.
+        let revoked = AtomicBool::new(false);
         let record = self
             .update(id, EventKind::SessionRevoked, |record, now| {
-                Ok(record.revoke(&policy, now))
+                let next = record.revoke(&policy, now);
+                revoked.store(next.is_some(), Ordering::Relaxed);
+                Ok(next)
             })
             .await?;
-        tracing::info!(session_id = %id, "session revoked");
-        metrics::counter!("sigil_sessions_revoked_total").increment(1);
+        if revoked.load(Ordering::Relaxed) {
+            tracing::info!(session_id = %id, "session revoked");
+            metrics::counter!("sigil_sessions_revoked_total").increment(1);
+        }
         Ok(pb::RevokeSessionResponse {
             session: Some((&record.session).into()),
         })
