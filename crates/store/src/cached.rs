@@ -85,12 +85,12 @@ impl Shared {
 
     /// Keeps `record`, read by a read that started at `generation`, unless
     /// something was invalidated meanwhile.
-    fn keep(&self, record: &SessionRecord, generation: u64) {
+    fn keep(&self, record: &Arc<SessionRecord>, generation: u64) {
         if !self.live.load(Ordering::SeqCst) {
             return;
         }
         let id = record.session.id;
-        self.entries.insert(id, Arc::new(record.clone()));
+        self.entries.insert(id, Arc::clone(record));
         // Checked after the insert: an invalidation that bumped the
         // generation before this check is seen here; one after it removes
         // the entry itself.
@@ -99,11 +99,11 @@ impl Shared {
         }
     }
 
-    fn cached(&self, id: SessionId) -> Option<SessionRecord> {
+    fn cached(&self, id: SessionId) -> Option<Arc<SessionRecord>> {
         if !self.live.load(Ordering::SeqCst) {
             return None;
         }
-        let hit = self.entries.get(&id).map(|record| (*record).clone());
+        let hit = self.entries.get(&id);
         let [hits, misses] = self.counters.get_or_init(|| {
             ["hit", "miss"].map(|result| {
                 metrics::counter!("sigil_cache_requests_total", "cache" => "session", "result" => result)
@@ -152,11 +152,15 @@ impl SessionStore for CachedSessions {
     }
 
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>> {
+        Ok(self.get_shared(id).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn get_shared(&self, id: SessionId) -> Result<Option<Arc<SessionRecord>>> {
         if let Some(record) = self.shared.cached(id) {
             return Ok(Some(record));
         }
         let generation = self.shared.generation.load(Ordering::SeqCst);
-        let record = self.store.get(id).await?;
+        let record = self.store.get(id).await?.map(Arc::new);
         if let Some(record) = &record {
             self.shared.keep(record, generation);
         }
@@ -164,8 +168,10 @@ impl SessionStore for CachedSessions {
     }
 
     async fn get_many(&self, ids: &[SessionId]) -> Result<Vec<Option<SessionRecord>>> {
-        let mut answers: Vec<Option<SessionRecord>> =
-            ids.iter().map(|id| self.shared.cached(*id)).collect();
+        let mut answers: Vec<Option<SessionRecord>> = ids
+            .iter()
+            .map(|id| self.shared.cached(*id).map(Arc::unwrap_or_clone))
+            .collect();
         let missing: Vec<SessionId> = ids
             .iter()
             .zip(&answers)
@@ -180,8 +186,9 @@ impl SessionStore for CachedSessions {
         let mut fetched = missing.into_iter().zip(fetched);
         for answer in answers.iter_mut().filter(|answer| answer.is_none()) {
             if let Some((_, Some(record))) = fetched.next() {
+                let record = Arc::new(record);
                 self.shared.keep(&record, generation);
-                *answer = Some(record);
+                *answer = Some(Arc::unwrap_or_clone(record));
             }
         }
         Ok(answers)

@@ -14,6 +14,8 @@ mod jwt;
 mod memory;
 mod redis_store;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sigil_domain::{ApiTokenId, Event, EventKind, Result, SessionId, SessionRecord, Subject};
 use sigil_jwt::StoredSigningKey;
@@ -51,6 +53,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The record of session `id`, unless it is unknown or evicted. One
     /// round trip.
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>>;
+
+    /// The same as [`get`](Self::get), shared: a cache hands out its own
+    /// copy without cloning it. This default wraps `get`.
+    async fn get_shared(&self, id: SessionId) -> Result<Option<Arc<SessionRecord>>> {
+        Ok(self.get(id).await?.map(Arc::new))
+    }
 
     /// The records of sessions `ids`, in the same order, `None` for each
     /// unknown or evicted one. Stores override this to answer in one round

@@ -9,7 +9,9 @@ mod verify;
 
 use std::sync::Arc;
 
-use sigil_domain::{AccessDecision, Error, FieldPath, Permission, Result, Session, SessionKey};
+use sigil_domain::{
+    AccessDecision, Error, FieldPath, Permission, Result, SessionKey, SessionRecord,
+};
 use sigil_proto::{convert::assurance_level_from_pb, status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
 use sigil_store::CachedSessions;
@@ -56,17 +58,19 @@ pub fn add_to(
 }
 
 impl Validator {
-    /// The ACTIVE session `token` belongs to. A malformed token is refused
-    /// before any store round trip; every refusal looks the same.
-    async fn authenticate(&self, token: &str) -> Result<Session> {
+    /// The record of the ACTIVE session `token` belongs to. A malformed
+    /// token is refused before any store round trip; every refusal looks
+    /// the same. Shared, not copied: a near-cache hit costs no clone.
+    async fn authenticate(&self, token: &str) -> Result<Arc<SessionRecord>> {
         let key = SessionKey::parse_presented(token)?;
         let record = self
             .context
             .store
-            .get(key.session_id())
+            .get_shared(key.session_id())
             .await?
             .ok_or(Error::SessionInvalid)?;
-        record.authenticate(&key, self.context.clock.now()).cloned()
+        record.authenticate(&key, self.context.clock.now())?;
+        Ok(record)
     }
 
     async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<pb::WhoAmIResponse> {
@@ -78,18 +82,19 @@ impl Validator {
         } = request;
         let required =
             assurance_level_from_pb(required_assurance_level, "required_assurance_level")?;
-        let session = self
+        let record = self
             .authenticate(session_token(&token_field, &metadata))
             .await?;
+        let session = &record.session;
         session.assurance_level.meets(required)?;
         let tokenized = if tokenize_as.is_empty() {
             String::new()
         } else {
             sigil_jwt::check_name(&tokenize_as, "tokenize_as")?;
-            self.context.mint_token(&session, &tokenize_as).await?.jwt
+            self.context.mint_token(session, &tokenize_as).await?.jwt
         };
         Ok(pb::WhoAmIResponse {
-            session: Some((&session).into()),
+            session: Some(session.into()),
             tokenized,
         })
     }
@@ -112,13 +117,14 @@ impl Validator {
             return Err(Error::invalid("resource", "at most 1024 characters"));
         }
         let resource = (!resource.is_empty()).then_some(resource.as_str());
-        let session = self
+        let record = self
             .authenticate(session_token(&token_field, &metadata))
             .await?;
+        let session = &record.session;
         session.assurance_level.meets(required)?;
         let decision =
             AccessDecision::decide(&session.permissions, &session.rules, &permission, resource);
-        Ok(pb::CheckAccessResponse::new(&session, &decision))
+        Ok(pb::CheckAccessResponse::new(session, &decision))
     }
 }
 
