@@ -37,6 +37,7 @@ mod durability;
 mod edge;
 mod errors;
 mod events;
+mod fault_load;
 mod faults;
 mod fuzz_corpus;
 mod jwt;
