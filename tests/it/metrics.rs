@@ -9,7 +9,7 @@ use sigil_proto::v1 as pb;
 use crate::harness::Harness;
 
 /// Fetches `/metrics` with Python's urllib (HTTP/1.1, a non-Rust client).
-fn scrape(h: &Harness) -> String {
+pub(crate) fn scrape(h: &Harness) -> String {
     let python = crate::harness::python();
     let script = "import sys, urllib.request\n\
         r = urllib.request.urlopen(f'http://{sys.argv[1]}/metrics')\n\
@@ -29,7 +29,7 @@ fn scrape(h: &Harness) -> String {
 
 /// The value of the sample whose line starts with `series` (name and
 /// labels, in the exporter's label order), or 0 when absent.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     metrics
         .lines()
         .filter(|line| line.starts_with(name) && !line.starts_with('#'))
