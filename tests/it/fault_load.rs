@@ -126,14 +126,16 @@ async fn under_load_no_fault_makes_a_revoked_session_valid() {
             stop.clone(),
         ));
     }
-    // The second instance carries load too, until it drains.
+    // The second instance carries load too, until it drains; its answers
+    // are counted apart.
+    let second_tally = Arc::new(Mutex::new(Tally::default()));
     let mut second_loaders = JoinSet::new();
     for offset in 0..2 {
         second_loaders.spawn(load(
             ValidatorServiceClient::new(channel_to(second.address).await),
             sessions.clone(),
             offset,
-            tally.clone(),
+            second_tally.clone(),
             stop.clone(),
         ));
     }
@@ -180,22 +182,29 @@ async fn under_load_no_fault_makes_a_revoked_session_valid() {
     }
 
     let tally = std::mem::take(&mut *tally.lock().expect("tally"));
+    let second_tally = std::mem::take(&mut *second_tally.lock().expect("tally"));
     eprintln!(
-        "fault load: {} answers {:?}; recovery after the Redis restart {:?}",
-        tally.total(),
+        "fault load: {} answers {:?}; from the drained instance {:?}; recovery after the \
+         Redis restart {:?}",
+        tally.total() + second_tally.total(),
         tally.answers,
+        second_tally.answers,
         recovery
     );
     // Never a revoked session answered valid, whatever the fault.
-    assert_eq!(tally.count(true, "Ok"), 0);
+    assert_eq!(tally.count(true, "Ok") + second_tally.count(true, "Ok"), 0);
     // Nothing answered but the truth or a clean refusal: no internal
-    // errors, no session reported unknown because of a fault.
-    for ((revoked, code), count) in &tally.answers {
-        let allowed = matches!(
-            (revoked, code.as_str()),
-            (_, "Unavailable" | "DeadlineExceeded") | (false, "Ok") | (true, "Unauthenticated")
-        );
-        assert!(allowed, "{count} answers {code} for revoked={revoked}");
+    // errors, no session reported unknown because of a fault. A call the
+    // draining instance had not started when it closed its connections
+    // surfaces in tonic as CANCELLED (or UNAVAILABLE): refused, to retry.
+    for (tally, draining) in [(&tally, false), (&second_tally, true)] {
+        for ((revoked, code), count) in &tally.answers {
+            let allowed = matches!(
+                (revoked, code.as_str()),
+                (_, "Unavailable" | "DeadlineExceeded") | (false, "Ok") | (true, "Unauthenticated")
+            ) || (draining && code == "Cancelled");
+            assert!(allowed, "{count} answers {code} for revoked={revoked}");
+        }
     }
 
     // After it all: every revocation still holds, every live session lives.

@@ -111,6 +111,49 @@ impl RedisServer {
         server
     }
 
+    /// Starts a replica of `primary` that keeps nothing on disk, and waits
+    /// until it is in sync (and again after each restart).
+    pub async fn start_replica_of(primary: &RedisServer) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            persistence: [
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--replicaof",
+                "127.0.0.1",
+            ]
+            .map(String::from)
+            .into_iter()
+            .chain([primary.port.to_string()])
+            .collect(),
+            dir: None,
+        };
+        server.restart().await;
+        server.until_in_sync().await;
+        server
+    }
+
+    /// Waits until this replica's link to its primary is up.
+    pub async fn until_in_sync(&self) {
+        let mut connection = self.connection().await;
+        let started = Instant::now();
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut connection)
+                .await
+                .expect("INFO");
+            if info.contains("master_link_status:up") {
+                return;
+            }
+            assert!(started.elapsed() < DEADLINE, "the replica did not sync");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
@@ -344,6 +387,8 @@ pub fn redis_config(redis: &RedisServer) -> RedisConfig {
         timeout: Duration::from_millis(500),
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
+        confirm_replicas: 0,
+        confirm_timeout: Duration::from_millis(100),
     }
 }
 

@@ -49,6 +49,7 @@ mod near_cache;
 mod nonce;
 mod outage;
 mod reflection;
+mod replication;
 mod session_rules;
 mod shutdown;
 mod state_machine;

@@ -357,6 +357,8 @@ pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
             health_interval: HEALTH_INTERVAL,
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
             max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
+            redis_confirm_replicas: 0,
+            redis_confirm_timeout: Duration::from_millis(100),
         },
         admin: AdminArgs {
             admin_keys: vec![admin_key.to_owned()],

@@ -100,6 +100,13 @@ pub struct StoreArgs {
     /// it gets RESOURCE_EXHAUSTED (0: no limit).
     #[arg(long, env = "SIGIL_MAX_PENDING_SESSIONS", default_value_t = sigil_store::DEFAULT_MAX_PENDING_SESSIONS)]
     pub max_pending_sessions: usize,
+    /// Acknowledge a revocation or a used nonce only once this many Redis
+    /// replicas hold it (`WAIT`); 0: once the primary has it.
+    #[arg(long, env = "SIGIL_REDIS_CONFIRM_REPLICAS", default_value_t = 0)]
+    pub redis_confirm_replicas: usize,
+    /// How long to wait for those replicas before answering UNAVAILABLE.
+    #[arg(long, env = "SIGIL_REDIS_CONFIRM_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub redis_confirm_timeout: Duration,
     /// How often to check that the store answers, for gRPC health.
     #[arg(long, env = "SIGIL_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,

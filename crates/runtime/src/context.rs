@@ -59,6 +59,8 @@ impl Context {
                     timeout: args.store.redis_timeout,
                     event_retention: args.store.event_retention,
                     max_pending_sessions: args.store.max_pending_sessions,
+                    confirm_replicas: args.store.redis_confirm_replicas,
+                    confirm_timeout: args.store.redis_confirm_timeout,
                 };
                 // The error may quote the URL, password included: say only
                 // what is wrong with it.

@@ -198,6 +198,10 @@ impl SessionStore for CachedSessions {
         self.store.replace(record, change).await
     }
 
+    async fn confirm(&self, record: &SessionRecord) -> Result<()> {
+        self.store.confirm(record).await
+    }
+
     async fn subject_sessions(
         &self,
         subject: &Subject,

@@ -78,6 +78,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// meanwhile (and nothing is published).
     async fn replace(&self, record: &SessionRecord, change: EventKind) -> Result<bool>;
 
+    /// Makes sure `record`, as stored, is as durable as a change would be
+    /// made now: for a retried revocation that finds the session already
+    /// revoked. Stores without replicas to wait for have nothing to do.
+    async fn confirm(&self, record: &SessionRecord) -> Result<()> {
+        let _ = record;
+        Ok(())
+    }
+
     /// Up to `limit` records of `subject` created after `cursor`, oldest
     /// first.
     async fn subject_sessions(

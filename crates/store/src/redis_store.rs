@@ -107,6 +107,21 @@ pub struct RedisConfig {
     pub event_retention: usize,
     /// Most sessions waiting for their nonce at once (0: no limit).
     pub max_pending_sessions: usize,
+    /// Replicas that must hold a revocation or a used nonce before it is
+    /// acknowledged (`WAIT`); 0 acknowledges once the primary has it.
+    pub confirm_replicas: usize,
+    /// How long to wait for those replicas before answering UNAVAILABLE.
+    pub confirm_timeout: Duration,
+}
+
+/// Writes that must reach replicas before they are acknowledged: on a
+/// connection of their own, since `WAIT` counts the replicas holding every
+/// earlier write of the connection it is sent on, and blocks it meanwhile.
+#[derive(Clone)]
+struct Confirmation {
+    connection: ConnectionManager,
+    replicas: usize,
+    timeout: Duration,
 }
 
 /// Sessions in Redis, shared by every service of a Sigil cluster.
@@ -133,6 +148,7 @@ pub struct RedisStore {
     write_and_emit: Script,
     publish: Script,
     feed: Arc<OnceLock<Arc<watch::Sender<FeedState>>>>,
+    confirmation: Option<Confirmation>,
 }
 
 impl RedisStore {
@@ -145,7 +161,21 @@ impl RedisStore {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(config.timeout);
+        let confirmation = match config.confirm_replicas {
+            0 => None,
+            replicas => Some(Confirmation {
+                connection: ConnectionManager::new_lazy_with_config(
+                    client.clone(),
+                    manager_config
+                        .clone()
+                        .set_response_timeout(Some(config.timeout + config.confirm_timeout)),
+                )?,
+                replicas,
+                timeout: config.confirm_timeout,
+            }),
+        };
         Ok(RedisStore {
+            confirmation,
             connection: ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?,
             client,
             timeout: config.timeout,
@@ -202,6 +232,48 @@ impl RedisStore {
             .ignore();
         let mut connection = self.connection.clone();
         self.call(pipe.query_async::<()>(&mut connection)).await
+    }
+}
+
+impl RedisStore {
+    /// Runs `write` and then `WAIT` on the confirming connection, in one
+    /// round trip; UNAVAILABLE unless enough replicas acknowledged it in
+    /// time. The write itself stands either way (a retry is idempotent).
+    async fn confirmed<T: redis::FromRedisValue>(
+        &self,
+        confirmation: &Confirmation,
+        write: redis::Cmd,
+    ) -> Result<T> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(write)
+            .cmd("WAIT")
+            .arg(confirmation.replicas)
+            .arg(u64::try_from(confirmation.timeout.as_millis()).unwrap_or(u64::MAX));
+        let mut connection = confirmation.connection.clone();
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(
+            self.timeout + confirmation.timeout,
+            pipe.query_async::<(T, usize)>(&mut connection),
+        )
+        .await;
+        metrics::histogram!("sigil_store_call_duration_seconds", "store" => "redis")
+            .record(started.elapsed().as_secs_f64());
+        let (value, acknowledged) = match answer {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => return Err(Error::Unavailable(Box::new(error))),
+            Err(elapsed) => return Err(Error::Unavailable(Box::new(elapsed))),
+        };
+        if acknowledged < confirmation.replicas {
+            metrics::counter!("sigil_store_errors_total", "store" => "redis").increment(1);
+            return Err(Error::Unavailable(
+                format!(
+                    "{acknowledged} of {} replicas confirmed the write",
+                    confirmation.replicas
+                )
+                .into(),
+            ));
+        }
+        Ok(value)
     }
 }
 
@@ -321,6 +393,29 @@ impl SessionStore for RedisStore {
         let data = encode(record)?;
         let event = encode(&Event::session(change, record))?;
         self.index(record).await?;
+        if let Some(confirmation) = &self.confirmation
+            && matches!(
+                change,
+                EventKind::SessionRevoked | EventKind::SessionAuthorized
+            )
+        {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(format!("{EMIT}{REPLACE}"))
+                .arg(4)
+                .arg(session_key(record.session.id))
+                .arg(EVENT_STREAM_KEY)
+                .arg(EVENT_COUNTER_KEY)
+                .arg(PENDING_KEY)
+                .arg(record.revision.saturating_sub(1))
+                .arg(record.revision)
+                .arg(data)
+                .arg(record.evict_at().unix_ms())
+                .arg(event)
+                .arg(self.event_retention)
+                .arg(record.session.id.to_string());
+            let replaced: i64 = self.confirmed(confirmation, eval).await?;
+            return Ok(replaced == 1);
+        }
         let mut connection = self.connection.clone();
         let mut invocation = self.replace.key(session_key(record.session.id));
         invocation
@@ -335,6 +430,19 @@ impl SessionStore for RedisStore {
             .arg(self.event_retention)
             .arg(record.session.id.to_string());
         self.call(invocation.invoke_async(&mut connection)).await
+    }
+
+    async fn confirm(&self, record: &SessionRecord) -> Result<()> {
+        let Some(confirmation) = &self.confirmation else {
+            return Ok(());
+        };
+        // Rewriting the expiry is a write that replicates after the change
+        // being confirmed: once replicas hold it, they hold the change.
+        let mut touch = redis::cmd("PEXPIREAT");
+        touch
+            .arg(session_key(record.session.id))
+            .arg(record.evict_at().unix_ms());
+        self.confirmed::<i64>(confirmation, touch).await.map(drop)
     }
 
     async fn subject_sessions(

@@ -184,6 +184,10 @@ impl Issuer {
         if revoked.load(Ordering::Relaxed) {
             tracing::info!(session_id = %id, "session revoked");
             metrics::counter!("sigil_sessions_revoked_total").increment(1);
+        } else {
+            // Already revoked, perhaps by a call that timed out waiting for
+            // replicas: this retry answers only once they hold it.
+            self.context.store.confirm(&record).await?;
         }
         Ok(pb::RevokeSessionResponse {
             session: Some((&record.session).into()),

@@ -82,6 +82,8 @@ fn main() -> ExitCode {
             health_interval: std::time::Duration::from_secs(1),
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
             max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
+            redis_confirm_replicas: 0,
+            redis_confirm_timeout: std::time::Duration::from_millis(100),
         },
         admin: dev.admin,
         session: dev.session,

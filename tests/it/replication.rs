@@ -1,0 +1,126 @@
+//! Revocations that must reach a replica before they are acknowledged
+//! (`SIGIL_REDIS_CONFIRM_REPLICAS`): a failover cannot bring a revoked
+//! session back, and an unconfirmed revocation answers UNAVAILABLE (and
+//! still holds on the primary) until a retry is confirmed.
+
+use std::sync::Arc;
+
+use redis::AsyncCommands;
+use sigil_proto::v1 as pb;
+use sigil_store::{RedisConfig, RedisStore};
+use tonic::Code;
+
+use crate::harness::{
+    Harness, IssuerServiceClient, RedisServer, Role, Server, ValidatorServiceClient, admin,
+    assert_error, channel_to, listener, redis_config,
+};
+
+/// The session's record as `redis` holds it.
+async fn stored_state(redis: &RedisServer, session_id: &str) -> String {
+    let mut connection = redis.connection().await;
+    let data: Option<String> = connection
+        .hget(format!("sigil:{{{session_id}}}:session"), "data")
+        .await
+        .expect("HGET");
+    let record: serde_json::Value = serde_json::from_str(&data.expect("a record")).expect("json");
+    record["session"]["state"]
+        .as_str()
+        .expect("state")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_is_acknowledged_only_once_a_replica_holds_it() {
+    let h = Harness::redis().await;
+    let primary = h.redis.as_ref().expect("redis");
+    let mut replica = RedisServer::start_replica_of(primary).await;
+    let store = RedisStore::new(&RedisConfig {
+        confirm_replicas: 1,
+        ..redis_config(primary)
+    })
+    .expect("valid url");
+    let mut context = h.context.clone();
+    let store = Arc::new(store);
+    context.store = store.clone();
+    context.api_tokens = store.clone();
+    context.jwt_store = store.clone();
+    context.events = store;
+    let server = Server::spawn(&context, Role::All, listener().await);
+    let mut issuer = IssuerServiceClient::new(channel_to(server.address).await);
+    let mut validator = ValidatorServiceClient::new(channel_to(server.address).await);
+
+    let mut sessions = Vec::new();
+    for subject in ["ann", "ben"] {
+        let created = issuer
+            .create_session(pb::CreateSessionRequest {
+                subject: subject.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("created")
+            .into_inner();
+        // Using the nonce is confirmed too.
+        issuer
+            .authorize_session(admin(pb::AuthorizeSessionRequest {
+                nonce: created.nonce.clone(),
+                permissions: vec!["read".into()],
+                ..Default::default()
+            }))
+            .await
+            .expect("authorized with a replica up");
+        sessions.push(created);
+    }
+    let revoke = |session_id: &str| pb::RevokeSessionRequest {
+        session_id: session_id.to_owned(),
+    };
+
+    // With the replica up: acknowledged, and the replica already has it.
+    issuer
+        .revoke_session(admin(revoke(&sessions[0].session_id)))
+        .await
+        .expect("confirmed");
+    assert_eq!(
+        stored_state(&replica, &sessions[0].session_id).await,
+        "revoked"
+    );
+
+    // Without it: UNAVAILABLE, yet revoked on the primary all the same, so
+    // this instance already refuses the session.
+    replica.stop();
+    assert_error(
+        issuer
+            .revoke_session(admin(revoke(&sessions[1].session_id)))
+            .await,
+        Code::Unavailable,
+        "STORE_UNAVAILABLE",
+    );
+    assert_error(
+        validator
+            .who_am_i(pb::WhoAmIRequest {
+                session_token: sessions[1].session_key.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::Unauthenticated,
+        "SESSION_INVALID",
+    );
+    // A retry finds it revoked, and still waits for a replica to hold it.
+    assert_error(
+        issuer
+            .revoke_session(admin(revoke(&sessions[1].session_id)))
+            .await,
+        Code::Unavailable,
+        "STORE_UNAVAILABLE",
+    );
+    // The replica back and in sync: the retry is acknowledged.
+    replica.restart().await;
+    replica.until_in_sync().await;
+    issuer
+        .revoke_session(admin(revoke(&sessions[1].session_id)))
+        .await
+        .expect("confirmed on retry");
+    assert_eq!(
+        stored_state(&replica, &sessions[1].session_id).await,
+        "revoked"
+    );
+}
