@@ -192,8 +192,17 @@ impl RedisStore {
     /// Runs one store call under the deadline; any failure is UNAVAILABLE.
     /// Every call is timed, and failures counted, as `sigil_store_*`.
     async fn call<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T> {
+        self.call_within(self.timeout, call).await
+    }
+
+    /// [`call`](Self::call) with a deadline of its own.
+    async fn call_within<T>(
+        &self,
+        deadline: Duration,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(self.timeout, call).await {
+        let result = match tokio::time::timeout(deadline, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Error::Unavailable(Box::new(error))),
             Err(elapsed) => Err(Error::Unavailable(Box::new(elapsed))),
@@ -250,19 +259,12 @@ impl RedisStore {
             .arg(confirmation.replicas)
             .arg(u64::try_from(confirmation.timeout.as_millis()).unwrap_or(u64::MAX));
         let mut connection = confirmation.connection.clone();
-        let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(
-            self.timeout + confirmation.timeout,
-            pipe.query_async::<(T, usize)>(&mut connection),
-        )
-        .await;
-        metrics::histogram!("sigil_store_call_duration_seconds", "store" => "redis")
-            .record(started.elapsed().as_secs_f64());
-        let (value, acknowledged) = match answer {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => return Err(Error::Unavailable(Box::new(error))),
-            Err(elapsed) => return Err(Error::Unavailable(Box::new(elapsed))),
-        };
+        let (value, acknowledged) = self
+            .call_within(
+                self.timeout + confirmation.timeout,
+                pipe.query_async::<(T, usize)>(&mut connection),
+            )
+            .await?;
         if acknowledged < confirmation.replicas {
             metrics::counter!("sigil_store_errors_total", "store" => "redis").increment(1);
             return Err(Error::Unavailable(
