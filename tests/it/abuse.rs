@@ -10,6 +10,37 @@ use crate::harness::{
     listener,
 };
 
+/// Makes `call` up to fifty times in a row and returns the refusal that
+/// ended the burst, having checked that the burst was admitted at first,
+/// then refused as RATE_LIMITED with a RetryInfo saying when to retry.
+async fn flood_until_rate_limited<T, F, Fut>(mut call: F) -> tonic::Status
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut admitted = 0;
+    let mut refusal = None;
+    for _ in 0..50 {
+        match call().await {
+            Ok(_) => admitted += 1,
+            Err(status) => {
+                refusal = Some(Err::<tonic::Response<()>, _>(status));
+                break;
+            }
+        }
+    }
+    assert!(admitted >= 1, "the burst is admitted");
+    let status = assert_error(
+        refusal.expect("the flood was limited"),
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    assert!(retry.retry_delay.is_some_and(|delay| !delay.is_zero()));
+    status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_session_flood_from_one_peer_is_rate_limited_with_retry_info() {
     let h = Harness::memory().await;
@@ -19,30 +50,17 @@ async fn create_session_flood_from_one_peer_is_rate_limited_with_retry_info() {
         global: 0,
     });
     let server = Server::spawn(&context, Role::Issuer, listener().await);
-    let mut issuer = IssuerServiceClient::new(channel_to(server.address).await);
+    let issuer = IssuerServiceClient::new(channel_to(server.address).await);
 
-    let mut created = 0;
-    let mut refusal = None;
-    for _ in 0..50 {
-        match issuer
-            .create_session(pb::CreateSessionRequest::default())
-            .await
-        {
-            Ok(_) => created += 1,
-            Err(status) => {
-                refusal = Some(Err::<tonic::Response<()>, _>(status));
-                break;
-            }
+    flood_until_rate_limited(|| {
+        let mut issuer = issuer.clone();
+        async move {
+            issuer
+                .create_session(pb::CreateSessionRequest::default())
+                .await
         }
-    }
-    assert!(created >= 1, "the burst is admitted");
-    let status = assert_error(
-        refusal.expect("the flood was limited"),
-        Code::ResourceExhausted,
-        "RATE_LIMITED",
-    );
-    let retry = status.get_details_retry_info().expect("RetryInfo");
-    assert!(retry.retry_delay.is_some_and(|delay| !delay.is_zero()));
+    })
+    .await;
 
     // Other calls are not limited by it; the default limits admit the
     // harness's own issuer as before.
@@ -156,25 +174,11 @@ async fn admin_calls_over_a_keys_rate_are_rate_limited_with_retry_info() {
     let mut issuer = IssuerServiceClient::new(channel_to(server.address).await);
     let list = |key: &str| with_bearer(pb::ListTokenTemplatesRequest {}, key);
 
-    let mut admitted = 0;
-    let mut refusal = None;
-    for _ in 0..50 {
-        match issuer.list_token_templates(list(ADMIN_KEY)).await {
-            Ok(_) => admitted += 1,
-            Err(status) => {
-                refusal = Some(Err::<tonic::Response<()>, _>(status));
-                break;
-            }
-        }
-    }
-    assert!(admitted >= 1, "the burst is admitted");
-    let status = assert_error(
-        refusal.expect("the flood was limited"),
-        Code::ResourceExhausted,
-        "RATE_LIMITED",
-    );
-    let retry = status.get_details_retry_info().expect("RetryInfo");
-    assert!(retry.retry_delay.is_some_and(|delay| !delay.is_zero()));
+    let status = flood_until_rate_limited(|| {
+        let mut issuer = issuer.clone();
+        async move { issuer.list_token_templates(list(ADMIN_KEY)).await }
+    })
+    .await;
     assert!(
         !status.message().contains(ADMIN_KEY),
         "no key in {status:?}"

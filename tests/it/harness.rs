@@ -559,6 +559,19 @@ impl Harness {
         HealthClient::new(self.channel().await)
     }
 
+    /// This harness's context over a store of its own on the harness's
+    /// Redis, reached as `config` says: another process's view of the
+    /// same data.
+    pub fn context_over(&self, config: &RedisConfig) -> Context {
+        let store = Arc::new(RedisStore::new(config).expect("valid url"));
+        let mut context = self.context.clone();
+        context.store = store.clone();
+        context.api_tokens = store.clone();
+        context.jwt_store = store.clone();
+        context.events = store;
+        context
+    }
+
     /// Creates a session for `subject` and authorizes it with
     /// `permissions` and `rules`.
     pub async fn active_session(

@@ -18,7 +18,7 @@ use crate::{
     batch::calls_of,
     harness::{
         Harness, Role, Server, ValidatorServiceClient, admin, assert_error, channel_to, eventually,
-        redis_store,
+        redis_config,
     },
     metrics::{sample, scrape},
 };
@@ -32,14 +32,10 @@ both_stores!(
 /// A validator with the near-cache on, over its own connection to the
 /// harness's store (the same store, for the in-memory one).
 fn caching_validator(h: &Harness) -> Server {
-    let mut context = h.context.clone();
-    if let Some(redis) = &h.redis {
-        let store = Arc::new(redis_store(redis));
-        context.store = store.clone();
-        context.api_tokens = store.clone();
-        context.jwt_store = store.clone();
-        context.events = store;
-    }
+    let context = match &h.redis {
+        Some(redis) => h.context_over(&redis_config(redis)),
+        None => h.context.clone(),
+    };
     Server::spawn(
         &context,
         Role::CachingValidator { issuer: h.address },
@@ -82,17 +78,22 @@ async fn until_refused(validator: &ValidatorServiceClient<Channel>, key: &str) {
     .await;
 }
 
+/// Waits until `validator` answers `key` as a valid session.
+async fn until_valid(validator: &ValidatorServiceClient<Channel>, key: &str) {
+    eventually("the validator answers the session as valid", || {
+        let mut validator = validator.clone();
+        async move { who_am_i(&mut validator, key).await.is_ok() }
+    })
+    .await;
+}
+
 /// Waits until every one of `validators` answers `key` from its cache:
 /// on Redis, proven by answers that cost no store read; in memory, where
 /// reads cannot be counted, until each answers at all.
 async fn until_cached(h: &Harness, validators: &[ValidatorServiceClient<Channel>], key: &str) {
     let Some(redis) = &h.redis else {
         for validator in validators {
-            eventually("the validator answers", || {
-                let mut validator = validator.clone();
-                async move { who_am_i(&mut validator, key).await.is_ok() }
-            })
-            .await;
+            until_valid(validator, key).await;
         }
         return;
     };
@@ -186,12 +187,7 @@ async fn authorizing_and_extending_reach_the_cache_too(h: Harness) {
         }))
         .await
         .expect("authorized");
-    eventually("the authorization reaches the cache", || {
-        let mut validator = validator.clone();
-        let key = created.session_key.clone();
-        async move { who_am_i(&mut validator, &key).await.is_ok() }
-    })
-    .await;
+    until_valid(&validator, &created.session_key).await;
     let before = who_am_i(&mut validator, &created.session_key)
         .await
         .expect("valid")
@@ -251,12 +247,7 @@ async fn redis_going_away_drops_the_cache_and_answers_stay_correct() {
     let key = created.session_key.clone();
     let server = caching_validator(&h);
     let mut validator = client(&server).await;
-    eventually("the validator answers", || {
-        let mut validator = validator.clone();
-        let key = key.clone();
-        async move { who_am_i(&mut validator, &key).await.is_ok() }
-    })
-    .await;
+    until_valid(&validator, &key).await;
     // Redis dies: once the feed notices, nothing is answered from memory.
     h.redis.as_mut().expect("redis").stop();
     eventually("the validator stops answering from the cache", || {
@@ -287,12 +278,7 @@ async fn a_reset_store_drops_the_cache() {
     let key = created.session_key.clone();
     let server = caching_validator(&h);
     let mut validator = client(&server).await;
-    eventually("the validator answers", || {
-        let mut validator = validator.clone();
-        let key = key.clone();
-        async move { who_am_i(&mut validator, &key).await.is_ok() }
-    })
-    .await;
+    until_valid(&validator, &key).await;
     // Everything deleted, the feed's stream and counter with it: no event
     // will ever say the session went, so the feed must notice the reset.
     let mut connection = h.redis.as_ref().expect("redis").connection().await;
@@ -329,12 +315,7 @@ async fn revocation_window_under_load() {
     let mut issuer = h.issuer().await;
     let mut windows = Vec::new();
     for (key, id) in &sessions {
-        eventually("the session is cached", || {
-            let mut validator = validator.clone();
-            let key = key.clone();
-            async move { who_am_i(&mut validator, &key).await.is_ok() }
-        })
-        .await;
+        until_valid(&validator, key).await;
         // Load: readers hammering this very session while it is revoked.
         let revoked = Arc::new(AtomicBool::new(false));
         let mut readers = JoinSet::new();

@@ -3,11 +3,9 @@
 //! session back, and an unconfirmed revocation answers UNAVAILABLE (and
 //! still holds on the primary) until a retry is confirmed.
 
-use std::sync::Arc;
-
 use redis::AsyncCommands;
 use sigil_proto::v1 as pb;
-use sigil_store::{RedisConfig, RedisStore};
+use sigil_store::RedisConfig;
 use tonic::Code;
 
 use crate::harness::{
@@ -34,17 +32,10 @@ async fn a_revocation_is_acknowledged_only_once_a_replica_holds_it() {
     let h = Harness::redis().await;
     let primary = h.redis.as_ref().expect("redis");
     let mut replica = RedisServer::start_replica_of(primary).await;
-    let store = RedisStore::new(&RedisConfig {
+    let context = h.context_over(&RedisConfig {
         confirm_replicas: 1,
         ..redis_config(primary)
-    })
-    .expect("valid url");
-    let mut context = h.context.clone();
-    let store = Arc::new(store);
-    context.store = store.clone();
-    context.api_tokens = store.clone();
-    context.jwt_store = store.clone();
-    context.events = store;
+    });
     let server = Server::spawn(&context, Role::All, listener().await);
     let mut issuer = IssuerServiceClient::new(channel_to(server.address).await);
     let mut validator = ValidatorServiceClient::new(channel_to(server.address).await);
@@ -134,16 +125,10 @@ async fn revocation_lost_in_a_failover(confirm_replicas: usize) -> bool {
     let mut h = Harness::redis().await;
     let primary = h.redis.as_ref().expect("redis");
     let replica = RedisServer::start_replica_of(primary).await;
-    let store = Arc::new(
-        RedisStore::new(&RedisConfig {
-            confirm_replicas,
-            ..redis_config(primary)
-        })
-        .expect("valid url"),
-    );
-    let mut context = h.context.clone();
-    context.store = store.clone();
-    context.events = store;
+    let context = h.context_over(&RedisConfig {
+        confirm_replicas,
+        ..redis_config(primary)
+    });
     let server = Server::spawn(&context, Role::Issuer, listener().await);
     let mut issuer = IssuerServiceClient::new(channel_to(server.address).await);
     let (_, session) = h.active_session("failover", &["read"], vec![]).await;
