@@ -2,6 +2,8 @@
 //! OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and nowhere
 //! otherwise. Spans carry ids, never secrets.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
@@ -37,6 +39,15 @@ impl OtlpSettings {
             service_name,
         })
     }
+}
+
+/// Whether spans go to a collector: without one, the per-call span only
+/// labels log lines, and carries nothing the logs do not use.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`init_telemetry`] set up span export.
+pub(crate) fn exporting_spans() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 /// Keeps the span pipeline alive; flushes what is buffered when dropped.
@@ -86,6 +97,7 @@ where
         LogFormat::Json => fmt::layer().json().with_writer(writer).boxed(),
     };
     let provider = otlp.map(tracer_provider).transpose()?;
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     let spans = provider
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("sigil")));

@@ -18,11 +18,11 @@ use std::{
         Arc, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use sigil_domain::{EventCursor, EventKind, Result, SessionId, SessionRecord, Subject};
 use tokio::sync::watch;
 
@@ -59,7 +59,13 @@ pub struct CachedSessions {
 
 /// What the reads and the invalidation task share.
 struct Shared {
-    entries: Cache<SessionId, Arc<SessionRecord>>,
+    /// Each record with when it was read from the store. quick_cache
+    /// rather than moka: moka's per-read bookkeeping (its read log and
+    /// housekeeping) was ~8 % of a cached WhoAmI's server CPU under
+    /// sigil-bench; a quick_cache read is a sharded lock and a lookup.
+    entries: Cache<SessionId, (Arc<SessionRecord>, Instant)>,
+    /// Longest an entry is used after it was read.
+    time_to_live: Duration,
     /// Whether the feed is live and the entries may be trusted.
     live: AtomicBool,
     /// Bumped by every invalidation and every drop: a read that saw it
@@ -75,12 +81,12 @@ impl Shared {
     fn drop_all(&self) {
         self.live.store(false, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate_all();
+        self.entries.clear();
     }
 
     fn forget(&self, id: SessionId) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate(&id);
+        self.entries.remove(&id);
     }
 
     /// Keeps `record`, read by a read that started at `generation`, unless
@@ -90,12 +96,13 @@ impl Shared {
             return;
         }
         let id = record.session.id;
-        self.entries.insert(id, Arc::clone(record));
+        self.entries
+            .insert(id, (Arc::clone(record), Instant::now()));
         // Checked after the insert: an invalidation that bumped the
         // generation before this check is seen here; one after it removes
         // the entry itself.
         if self.generation.load(Ordering::SeqCst) != generation {
-            self.entries.invalidate(&id);
+            self.entries.remove(&id);
         }
     }
 
@@ -103,7 +110,14 @@ impl Shared {
         if !self.live.load(Ordering::SeqCst) {
             return None;
         }
-        let hit = self.entries.get(&id);
+        let hit = match self.entries.get(&id) {
+            Some((record, read_at)) if read_at.elapsed() < self.time_to_live => Some(record),
+            Some(_) => {
+                self.entries.remove(&id);
+                None
+            }
+            None => None,
+        };
         let [hits, misses] = self.counters.get_or_init(|| {
             ["hit", "miss"].map(|result| {
                 metrics::counter!("sigil_cache_requests_total", "cache" => "session", "result" => result)
@@ -127,10 +141,8 @@ impl CachedSessions {
         settings: SessionCacheSettings,
     ) -> Self {
         let shared = Arc::new(Shared {
-            entries: Cache::builder()
-                .max_capacity(settings.max_entries)
-                .time_to_live(settings.time_to_live)
-                .build(),
+            entries: Cache::new(usize::try_from(settings.max_entries).unwrap_or(usize::MAX)),
+            time_to_live: settings.time_to_live,
             live: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             counters: OnceLock::new(),
