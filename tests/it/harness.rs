@@ -384,6 +384,7 @@ impl Default for StoreBounds {
 pub fn redis_config(redis: &RedisServer) -> RedisConfig {
     RedisConfig {
         url: redis.url(),
+        tls_ca: None,
         timeout: Duration::from_millis(500),
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
