@@ -138,7 +138,35 @@ impl RedisCluster {
                 .await
                 .expect("FLUSHALL");
         }
-        ClusterLease(Some(cluster))
+        ClusterLease {
+            cluster: Some(cluster),
+            pooled: true,
+        }
+    }
+
+    /// This cluster as a harness holds it: stopped, not pooled, when the
+    /// harness drops.
+    pub fn into_lease(self) -> ClusterLease {
+        ClusterLease {
+            cluster: Some(self),
+            pooled: false,
+        }
+    }
+
+    /// The port of the master that owns `key`'s slot now: the one node
+    /// that answers for it instead of redirecting with MOVED.
+    pub async fn owner_of(&self, key: &str) -> u16 {
+        for port in self.ports() {
+            let mut connection = node_connection(port).await;
+            let answer: redis::RedisResult<i64> = redis::cmd("EXISTS")
+                .arg(key)
+                .query_async(&mut connection)
+                .await;
+            if answer.is_ok() && role(port).await == "master" {
+                return port;
+            }
+        }
+        panic!("no master owns {key}")
     }
 
     /// `redis+cluster://` with every node as a seed.
@@ -209,20 +237,26 @@ impl Drop for RedisCluster {
     }
 }
 
-/// A pooled cluster, leased to one harness.
-pub struct ClusterLease(Option<RedisCluster>);
+/// A cluster held by one harness: back to the pool, or stopped, when
+/// dropped.
+pub struct ClusterLease {
+    cluster: Option<RedisCluster>,
+    pooled: bool,
+}
 
 impl std::ops::Deref for ClusterLease {
     type Target = RedisCluster;
 
     fn deref(&self) -> &RedisCluster {
-        self.0.as_ref().expect("leased")
+        self.cluster.as_ref().expect("leased")
     }
 }
 
 impl Drop for ClusterLease {
     fn drop(&mut self) {
-        if let Some(cluster) = self.0.take() {
+        if let Some(cluster) = self.cluster.take()
+            && self.pooled
+        {
             IDLE.lock().expect("pool lock").push(cluster);
         }
     }
