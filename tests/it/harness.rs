@@ -485,6 +485,11 @@ impl Harness {
         .await
     }
 
+    /// Services over `store`, a Redis store the test reaches its own way.
+    pub async fn over_store(store: Arc<RedisStore>) -> Harness {
+        Harness::start(store, start_clock(), None, Limits::default()).await
+    }
+
     /// Services over a 3-master Redis Cluster of the pool, flushed.
     pub async fn redis_cluster() -> Harness {
         Harness::redis_cluster_with_policy(SessionPolicy::default()).await

@@ -64,6 +64,7 @@ mod metrics;
 mod near_cache;
 mod nonce;
 mod outage;
+mod redis_access;
 mod redis_cluster;
 mod reflection;
 mod replication;
