@@ -50,7 +50,7 @@ pub fn add_to(
                 "the session near-cache (SIGIL_SESSION_CACHE) needs a store whose \
                         every change has its event, which a Redis Cluster \
                         (SIGIL_REDIS_URL redis+cluster://) does not give: turn one of them off \
-                        (see docs/operations.md, \"Redis Cluster\")"
+                        (see docs/operations.md, \"Redis Cluster, TLS and ACL users\")"
                     .to_owned(),
             );
         }
