@@ -242,3 +242,29 @@ async fn an_acl_user_serves_the_flow_and_a_refused_password_stops_startup() {
         .await
         .expect("a Redis that is down is waited for");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_password_on_a_cluster_stops_startup() {
+    let cluster = crate::harness::RedisCluster::start(3, 0).await;
+    for port in cluster.ports() {
+        let mut node = cluster.node(port).await;
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg("s3cret-pass")
+            .query_async(&mut node)
+            .await
+            .expect("CONFIG SET");
+    }
+    let seeds = cluster.url().replace("redis+cluster://", "");
+    start_with_url(&format!("redis+cluster://:s3cret-pass@{seeds}"))
+        .await
+        .expect("the right password starts");
+    let error = start_with_url(&format!("redis+cluster://:wrong-pass@{seeds}"))
+        .await
+        .err()
+        .expect("a refused password stops startup");
+    assert!(error.starts_with("SIGIL_REDIS_URL: "), "{error}");
+    assert!(error.contains("refused"), "{error}");
+    assert!(!error.contains("wrong-pass"), "the password leaks: {error}");
+}

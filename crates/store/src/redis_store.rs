@@ -281,10 +281,18 @@ impl RedisStore {
     /// A Redis that cannot be reached now is not an error: the store
     /// connects when it comes up.
     pub async fn check_credentials(&self) -> Result<(), RedisConfigError> {
-        let mut connection = self.connection.clone();
-        let ping = redis::cmd("PING");
-        let ping = ping.query_async::<String>(&mut connection);
-        match tokio::time::timeout(self.timeout, ping).await {
+        // A connection made now, not the shared lazy one: a cluster
+        // client's lazy connection reports a refused password only as "no
+        // connection".
+        let check = async {
+            let mut connection = self.target.dedicated(self.timeout, self.timeout).await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .map(drop)
+        };
+        match tokio::time::timeout(self.timeout, check).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(error)) if refuses_credentials(&error) => Err(RedisConfigError::refused(&error)),
             Ok(Err(error)) => {
                 tracing::warn!(
@@ -297,7 +305,6 @@ impl RedisStore {
                 tracing::warn!("Redis does not answer yet; calls get UNAVAILABLE until it does");
                 Ok(())
             }
-            Ok(Ok(_)) => Ok(()),
         }
     }
 }
@@ -305,10 +312,14 @@ impl RedisStore {
 /// Whether `error` says the credentials are wrong or lack a permission
 /// Sigil needs, rather than that Redis is out of reach.
 fn refuses_credentials(error: &redis::RedisError) -> bool {
+    // A cluster client wraps the cause in "Failed to create initial
+    // connections": only its text still names it.
+    let text = error.to_string();
     error.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
-        || error.to_string().contains("WRONGPASS")
-        || error.to_string().contains("NOAUTH")
+        || ["WRONGPASS", "NOAUTH", "NOPERM", "AuthenticationFailed"]
+            .iter()
+            .any(|cause| text.contains(cause))
 }
 
 impl RedisStore {

@@ -43,9 +43,13 @@ impl RedisConfigError {
     /// Redis refused the URL's credentials: its error code only, never the
     /// credentials.
     pub(super) fn refused(error: &redis::RedisError) -> Self {
+        let cause = match error.code() {
+            Some(code) => code,
+            None if error.to_string().contains("NOPERM") => "NOPERM",
+            None => "authentication failed",
+        };
         RedisConfigError(format!(
-            "Redis refused the URL's username or password ({})",
-            error.code().unwrap_or(error.category())
+            "Redis refused the URL's username or password ({cause})"
         ))
     }
 
