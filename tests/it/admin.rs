@@ -6,7 +6,7 @@ use tonic::{Code, Request};
 
 use crate::harness::{Harness, assert_error, with_bearer};
 
-both_stores!(
+all_stores!(
     admin_calls_refuse_missing_and_wrong_keys,
     create_session_needs_no_admin_key
 );

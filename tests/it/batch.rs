@@ -10,7 +10,7 @@ use crate::{
     storage::commands_run,
 };
 
-both_stores!(
+all_stores!(
     batch_who_am_i_answers_each_token_in_request_order,
     batch_verify_tokens_answers_each_jwt_in_request_order,
     batches_over_the_maximum_are_resource_exhausted,

@@ -12,7 +12,7 @@ use tonic::{Code, transport::Channel};
 
 use crate::harness::{EdgeTokenServiceClient, Harness, admin, assert_error, assert_invalid};
 
-both_stores!(
+all_stores!(
     each_token_form_is_created_validated_and_revoked,
     mixed_batch_answers_valid_tokens_once_in_request_order,
     expired_token_is_not_listed_nor_revocable,

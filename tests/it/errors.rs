@@ -7,7 +7,7 @@ use tonic::Code;
 
 use crate::harness::{Harness, admin, assert_error, assert_invalid};
 
-both_stores!(
+all_stores!(
     malformed_create_requests_name_the_field,
     malformed_authorizations_name_the_field_and_keep_the_nonce,
     malformed_admin_requests_name_the_field,

@@ -12,7 +12,7 @@ use crate::{
     jwt,
 };
 
-both_stores!(
+all_stores!(
     every_change_publishes_one_event_in_order,
     a_watch_resumes_from_its_cursor_without_gap_or_duplicate,
     a_watch_from_now_sees_only_new_events,

@@ -30,6 +30,10 @@ pub use pb::{
 };
 pub use tonic_health::pb::health_client::HealthClient;
 
+#[path = "harness/cluster.rs"]
+mod cluster;
+pub use cluster::{ClusterLease, RedisCluster};
+
 /// The admin key every harness accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
 
@@ -357,8 +361,11 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     /// The policy in force.
     pub policy: SessionPolicy,
-    /// The Redis behind the store, if it is the Redis store.
+    /// The Redis behind the store, if it is the Redis store on one server.
     pub redis: Option<RedisServer>,
+    /// The Redis Cluster behind the store, if it is the Redis store on a
+    /// cluster.
+    pub cluster: Option<ClusterLease>,
     server: Server,
 }
 
@@ -384,6 +391,21 @@ impl Default for StoreBounds {
 pub fn redis_config(redis: &RedisServer) -> RedisConfig {
     RedisConfig {
         url: redis.url(),
+        tls_ca: None,
+        timeout: Duration::from_millis(500),
+        event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
+        max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
+        confirm_replicas: 0,
+        confirm_timeout: Duration::from_millis(100),
+    }
+}
+
+/// How every test reaches a Redis Cluster: as a single Redis, through
+/// every node as a seed.
+pub fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
+    RedisConfig {
+        url: cluster.url(),
+        tls_ca: None,
         timeout: Duration::from_millis(500),
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
@@ -463,6 +485,42 @@ impl Harness {
         .await
     }
 
+    /// Services over `store`, a Redis store the test reaches its own way.
+    pub async fn over_store(store: Arc<RedisStore>) -> Harness {
+        Harness::start(store, start_clock(), None, Limits::default()).await
+    }
+
+    /// Services over a 3-master Redis Cluster of the pool, flushed.
+    pub async fn redis_cluster() -> Harness {
+        Harness::redis_cluster_with_policy(SessionPolicy::default()).await
+    }
+
+    /// Services over `cluster`, reached as `config` says.
+    pub async fn over_cluster(cluster: ClusterLease, config: &RedisConfig) -> Harness {
+        let store = RedisStore::new(config).expect("valid url");
+        let mut harness =
+            Harness::start(Arc::new(store), start_clock(), None, Limits::default()).await;
+        harness.cluster = Some(cluster);
+        harness
+    }
+
+    /// Services over a 3-master Redis Cluster of the pool, with this
+    /// session policy.
+    pub async fn redis_cluster_with_policy(policy: SessionPolicy) -> Harness {
+        let cluster = RedisCluster::lease().await;
+        let store = RedisStore::new(&cluster_config(&cluster)).expect("valid url");
+        let mut harness = Harness::start_with(
+            Arc::new(store),
+            start_clock(),
+            None,
+            Limits::default(),
+            policy,
+        )
+        .await;
+        harness.cluster = Some(cluster);
+        harness
+    }
+
     /// Services over a fresh `redis-server`.
     pub async fn redis() -> Harness {
         Harness::redis_with(Limits::default()).await
@@ -526,6 +584,7 @@ impl Harness {
             clock,
             policy,
             redis,
+            cluster: None,
             server,
         }
     }

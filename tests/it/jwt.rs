@@ -10,7 +10,7 @@ use tonic::Code;
 
 use crate::harness::{Harness, admin, assert_error, assert_invalid, with_bearer};
 
-both_stores!(
+all_stores!(
     every_algorithm_round_trips_with_rendered_claims,
     bad_templates_are_invalid_argument,
     get_token_needs_an_active_session_and_a_known_template,

@@ -22,7 +22,7 @@ use crate::{
     jwt::{alice, put, template, token},
 };
 
-both_stores!(
+all_stores!(
     a_token_not_typed_jwt_is_rejected_though_signed,
     ec_signatures_and_keys_off_the_curve_are_rejected,
     exp_and_nbf_hold_exactly_to_the_skew_edges,

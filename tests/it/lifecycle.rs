@@ -8,7 +8,7 @@ use tonic::Code;
 
 use crate::harness::{Harness, admin, assert_error, with_bearer};
 
-both_stores!(
+all_stores!(
     whole_flow_ends_unauthenticated_after_revoke,
     pending_session_grants_nothing,
     expired_session_is_unauthenticated,

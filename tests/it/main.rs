@@ -30,6 +30,22 @@ macro_rules! both_stores {
     };
 }
 
+/// Stamps a `memory`, a `redis` and a `cluster` (3-master Redis Cluster)
+/// test for each scenario `async fn name(h: Harness)`.
+macro_rules! all_stores {
+    ($($name:ident),* $(,)?) => {
+        both_stores!($($name),*);
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::harness::Harness::redis_cluster().await).await;
+                }
+            )*
+        }
+    };
+}
+
 mod abuse;
 mod admin;
 mod batch;
@@ -48,6 +64,8 @@ mod metrics;
 mod near_cache;
 mod nonce;
 mod outage;
+mod redis_access;
+mod redis_cluster;
 mod reflection;
 mod replication;
 mod session_rules;

@@ -8,7 +8,7 @@ use tonic::Code;
 
 use crate::harness::{Harness, admin, assert_error};
 
-both_stores!(
+all_stores!(
     reused_nonce_is_not_found,
     concurrent_authorizations_with_one_nonce_have_one_winner,
     expired_nonce_is_not_found,

@@ -9,7 +9,7 @@ use tonic::Code;
 
 use crate::harness::{Harness, admin, assert_error, assert_invalid};
 
-both_stores!(
+all_stores!(
     revoking_all_other_sessions_keeps_the_current_one,
     a_session_below_the_required_level_must_step_up,
     page_tokens_work_only_for_their_subject_and_filter,
@@ -208,6 +208,11 @@ async fn redis_extend_waits_for_the_window() {
     extend_waits_for_the_window(Harness::redis_with_policy(hour_window()).await).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_extend_waits_for_the_window() {
+    extend_waits_for_the_window(Harness::redis_cluster_with_policy(hour_window()).await).await;
+}
+
 async fn extend_waits_for_the_window(h: Harness) {
     let (created, session) = h.active_session("gus", &["a:read"], vec![]).await;
     let mut issuer = h.issuer().await;
@@ -266,6 +271,14 @@ async fn memory_listing_filters_by_state_and_forgets_revoked_after_retention() {
 async fn redis_listing_filters_by_state_and_forgets_revoked_after_retention() {
     listing_filters_by_state_and_forgets_revoked_after_retention(
         Harness::redis_with_policy(hour_retention()).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_listing_filters_by_state_and_forgets_revoked_after_retention() {
+    listing_filters_by_state_and_forgets_revoked_after_retention(
+        Harness::redis_cluster_with_policy(hour_retention()).await,
     )
     .await;
 }

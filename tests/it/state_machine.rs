@@ -289,3 +289,8 @@ fn random_call_sequences_follow_the_model_on_the_memory_store() {
 fn random_call_sequences_follow_the_model_on_redis() {
     run(32, Harness::redis());
 }
+
+#[test]
+fn random_call_sequences_follow_the_model_on_a_redis_cluster() {
+    run(16, Harness::redis_cluster());
+}

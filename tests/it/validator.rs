@@ -6,7 +6,7 @@ use tonic::Code;
 
 use crate::harness::{Harness, assert_error};
 
-both_stores!(
+all_stores!(
     check_access_follows_permissions_then_the_deciding_rule,
     session_id_is_not_a_session_key,
     malformed_unknown_and_absent_tokens_are_unauthenticated,

@@ -353,6 +353,7 @@ pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
         },
         store: StoreArgs {
             redis_url,
+            redis_ca_file: None,
             redis_timeout: REDIS_TIMEOUT,
             health_interval: HEALTH_INTERVAL,
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,

@@ -85,10 +85,16 @@ pub enum LogFormat {
 /// The session store.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Redis to keep sessions in, `redis://[user:password@]host:port[/db]`.
-    /// Without it, sessions live in this process's memory only.
-    #[arg(long, env = "SIGIL_REDIS_URL")]
+    /// Redis to keep sessions in: `redis://[[user]:password@]host[:port][/db]`,
+    /// `rediss://…` for TLS, `redis+cluster://[[user]:password@]host1[:port],host2[:port],…`
+    /// (or `rediss+cluster://…`) for a Redis Cluster through these seed
+    /// nodes. Without it, sessions live in this process's memory only.
+    #[arg(long, env = "SIGIL_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// PEM file of the certificates to trust for a TLS Redis (`rediss://`)
+    /// instead of the system's roots.
+    #[arg(long, env = "SIGIL_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Give up on one Redis call after this long and answer UNAVAILABLE.
     #[arg(long, env = "SIGIL_REDIS_TIMEOUT", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub redis_timeout: Duration,
@@ -110,6 +116,33 @@ pub struct StoreArgs {
     /// How often to check that the store answers, for gRPC health.
     #[arg(long, env = "SIGIL_HEALTH_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
+}
+
+impl StoreArgs {
+    /// How to reach Redis, if a URL is given; reads the CA file.
+    pub fn redis_config(&self) -> Result<Option<sigil_store::RedisConfig>, String> {
+        let Some(url) = &self.redis_url else {
+            return Ok(None);
+        };
+        let tls_ca = match &self.redis_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|error| {
+                format!(
+                    "cannot read SIGIL_REDIS_CA_FILE {}: {error}",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
+        Ok(Some(sigil_store::RedisConfig {
+            url: url.clone(),
+            tls_ca,
+            timeout: self.redis_timeout,
+            event_retention: self.event_retention,
+            max_pending_sessions: self.max_pending_sessions,
+            confirm_replicas: self.redis_confirm_replicas,
+            confirm_timeout: self.redis_confirm_timeout,
+        }))
+    }
 }
 
 /// Admin keys.

@@ -3,8 +3,7 @@ use std::{sync::Arc, time::Duration};
 use sigil_domain::{Clock, SessionPolicy};
 use sigil_jwt::{MasterKey, TemplateLimits};
 use sigil_store::{
-    ApiTokenStore, EventStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore,
-    SystemClock,
+    ApiTokenStore, EventStore, JwtStore, MemoryStore, RedisStore, SessionStore, SystemClock,
 };
 
 use crate::{AdminKeys, Limits};
@@ -51,22 +50,33 @@ impl Context {
     /// The context the flags describe: Redis when a URL is given, else the
     /// in-memory store, with a warning that it is single-process.
     pub fn from_args(args: &crate::CommonArgs) -> Result<Context, String> {
+        Context::build(args).map(|(context, _)| context)
+    }
+
+    /// [`from_args`](Self::from_args), then, over Redis, a check that
+    /// Redis accepts the URL's credentials: a wrong password is a startup
+    /// error, while a Redis that is merely down is waited for.
+    pub async fn connect(args: &crate::CommonArgs) -> Result<Context, String> {
+        let (context, redis) = Context::build(args)?;
+        if let Some(redis) = redis {
+            redis
+                .check_credentials()
+                .await
+                .map_err(|error| format!("SIGIL_REDIS_URL: {error}"))?;
+        }
+        Ok(context)
+    }
+
+    fn build(args: &crate::CommonArgs) -> Result<(Context, Option<Arc<RedisStore>>), String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let (store, api_tokens, jwt_store, events): Stores = match &args.store.redis_url {
-            Some(url) => {
-                let config = RedisConfig {
-                    url: url.clone(),
-                    timeout: args.store.redis_timeout,
-                    event_retention: args.store.event_retention,
-                    max_pending_sessions: args.store.max_pending_sessions,
-                    confirm_replicas: args.store.redis_confirm_replicas,
-                    confirm_timeout: args.store.redis_confirm_timeout,
-                };
-                // The error may quote the URL, password included: say only
-                // what is wrong with it.
+        let mut redis = None;
+        let (store, api_tokens, jwt_store, events): Stores = match args.store.redis_config()? {
+            Some(config) => {
+                // Never quotes the URL, which may hold a password.
                 let store = RedisStore::new(&config)
-                    .map_err(|error| format!("bad SIGIL_REDIS_URL: {}", error.category()))?;
+                    .map_err(|error| format!("bad SIGIL_REDIS_URL: {error}"))?;
                 let store = Arc::new(store);
+                redis = Some(store.clone());
                 (store.clone(), store.clone(), store.clone(), store)
             }
             None => {
@@ -89,7 +99,7 @@ impl Context {
                  will be refused"
             );
         }
-        Ok(Context {
+        let context = Context {
             store,
             api_tokens,
             clock,
@@ -104,7 +114,8 @@ impl Context {
                 global: args.create_session_rate,
             }),
             events,
-        })
+        };
+        Ok((context, redis))
     }
 }
 

@@ -70,7 +70,7 @@ async fn run(
     };
     // The Redis store spawns its connection task: build it inside the
     // runtime.
-    let context = Context::from_args(args).map_err(bad_config)?;
+    let context = Context::connect(args).await.map_err(bad_config)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|error| bad_config(format!("cannot listen on {listen}: {error}")))?;

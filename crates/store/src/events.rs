@@ -2,7 +2,10 @@
 //!
 //! Stores append an event in the same atomic step as the change it records
 //! (a session's script, a token's write) and number events 1, 2, 3, …
-//! without gaps, so a reader can tell "nothing new" from "missed some".
+//! without gaps, so a reader can tell "nothing new" from "missed some". On
+//! a Redis Cluster the event follows the change as a step of its own, and
+//! may be lost with the process between the two
+//! ([`EventStore::every_change_has_its_event`] says so).
 
 use async_trait::async_trait;
 use sigil_domain::{Event, EventCursor, Result, StoredEvent};
@@ -51,6 +54,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// The feed's state, changing whenever an event is appended or the
     /// feed goes down or comes back.
     fn follow(&self) -> watch::Receiver<FeedState>;
+
+    /// Whether every stored change has its event, appended in the same
+    /// atomic step. A cache kept exact by the feed needs this; a Redis
+    /// Cluster store, which appends the event after the change (another
+    /// slot), does not give it.
+    fn every_change_has_its_event(&self) -> bool {
+        true
+    }
 }
 
 /// Checks a page read after `after` against the newest cursor the store

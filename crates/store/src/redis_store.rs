@@ -5,7 +5,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
 use sha2::{Digest, Sha256};
 use sigil_domain::{Error, Event, EventKind, Result, SessionId, SessionRecord, Subject, Timestamp};
 use sigil_jwt::{StoredSigningKey, StoredTemplate};
@@ -25,8 +25,12 @@ const SIGNING_KEYS_KEY: &str = "sigil:{jwt}:keys";
 const PENDING_KEY: &str = "sigil:{pending}:sessions";
 
 mod api_tokens;
+mod cluster;
+mod connection;
 mod events;
 
+pub use connection::RedisConfigError;
+use connection::{Connection, Target};
 use events::{EVENT_COUNTER_KEY, EVENT_STREAM_KEY};
 
 /// Appends an event to the feed; the prelude of every script that writes
@@ -99,8 +103,13 @@ return 1
 /// How to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (TLS),
+    /// `redis+cluster://[[user]:password@]host1[:port],host2[:port],…` or
+    /// `rediss+cluster://…` (a Redis Cluster, through these seed nodes).
     pub url: String,
+    /// PEM certificates to trust for a TLS URL instead of the system's
+    /// roots.
+    pub tls_ca: Option<Vec<u8>>,
     /// Give up on one store call after this long and answer UNAVAILABLE.
     pub timeout: Duration,
     /// About how many events the event stream keeps.
@@ -119,7 +128,7 @@ pub struct RedisConfig {
 /// earlier write of the connection it is sent on, and blocks it meanwhile.
 #[derive(Clone)]
 struct Confirmation {
-    connection: ConnectionManager,
+    connection: Connection,
     replicas: usize,
     timeout: Duration,
 }
@@ -135,11 +144,13 @@ struct Confirmation {
 /// templates and signing keys; `sigil:{jti_…}:used` marks a consumed token
 /// id until the token expires.
 /// The braces are hash tags: each key's operations stay within one slot, so
-/// the same layout runs on Redis Cluster.
+/// the same layout runs on Redis Cluster. On a single Redis a change and its
+/// event are one script; on a cluster, where they live in different slots,
+/// they are separate steps (see `cluster.rs`).
 #[derive(Clone)]
 pub struct RedisStore {
-    client: Client,
-    connection: ConnectionManager,
+    target: Target,
+    connection: Connection,
     timeout: Duration,
     event_retention: usize,
     max_pending_sessions: usize,
@@ -149,35 +160,27 @@ pub struct RedisStore {
     publish: Script,
     feed: Arc<OnceLock<Arc<watch::Sender<FeedState>>>>,
     confirmation: Option<Confirmation>,
+    cluster: Option<cluster::Scripts>,
 }
 
 impl RedisStore {
     /// A store that connects lazily and reconnects by itself: it starts even
     /// while Redis is down, answering UNAVAILABLE until Redis is back.
-    pub fn new(config: &RedisConfig) -> Result<Self, redis::RedisError> {
-        let client = Client::open(config.url.as_str())?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(config.timeout);
+    pub fn new(config: &RedisConfig) -> Result<Self, RedisConfigError> {
+        let target = Target::parse(&config.url, config.tls_ca.as_deref())?;
         let confirmation = match config.confirm_replicas {
             0 => None,
             replicas => Some(Confirmation {
-                connection: ConnectionManager::new_lazy_with_config(
-                    client.clone(),
-                    manager_config
-                        .clone()
-                        .set_response_timeout(Some(config.timeout + config.confirm_timeout)),
-                )?,
+                connection: target.lazy(config.timeout, config.timeout + config.confirm_timeout)?,
                 replicas,
                 timeout: config.confirm_timeout,
             }),
         };
         Ok(RedisStore {
             confirmation,
-            connection: ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?,
-            client,
+            connection: target.lazy(config.timeout, config.timeout)?,
+            cluster: target.is_cluster().then(cluster::Scripts::new),
+            target,
             timeout: config.timeout,
             event_retention: config.event_retention.max(1),
             max_pending_sessions: config.max_pending_sessions,
@@ -245,6 +248,81 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// The `data` field of each of the sessions `ids`, in the same order,
+    /// `None` where there is no record. Records are hashes, which `MGET`
+    /// cannot read: on a single Redis one pipeline of `HGET`s, one round
+    /// trip. On a cluster each session has a slot of its own, so a
+    /// pipeline cannot span them: one `HGET` per session, all sent at once;
+    /// the cluster client writes those bound for one node back to back on
+    /// its one connection to it, so the batch waits about one round trip
+    /// of the slowest node, and answers come back in request order.
+    async fn records_data(&self, ids: &[SessionId]) -> Result<Vec<Option<String>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.cluster.is_some() {
+            let reads = ids.iter().map(|id| {
+                let mut connection = self.connection.clone();
+                let key = session_key(*id);
+                async move { connection.hget::<_, _, Option<String>>(key, "data").await }
+            });
+            return self.call(futures_util::future::try_join_all(reads)).await;
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(session_key(*id), "data");
+        }
+        let mut connection = self.connection.clone();
+        self.call(pipe.query_async(&mut connection)).await
+    }
+
+    /// Checks once that Redis accepts the URL's credentials, for a clear
+    /// startup error instead of a service that answers UNAVAILABLE forever.
+    /// A Redis that cannot be reached now is not an error: the store
+    /// connects when it comes up.
+    pub async fn check_credentials(&self) -> Result<(), RedisConfigError> {
+        // A connection made now, not the shared lazy one: a cluster
+        // client's lazy connection reports a refused password only as "no
+        // connection".
+        let check = async {
+            let mut connection = self.target.dedicated(self.timeout, self.timeout).await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .map(drop)
+        };
+        match tokio::time::timeout(self.timeout, check).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) if refuses_credentials(&error) => Err(RedisConfigError::refused(&error)),
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    category = error.category(),
+                    "Redis does not answer yet; calls get UNAVAILABLE until it does"
+                );
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!("Redis does not answer yet; calls get UNAVAILABLE until it does");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether `error` says the credentials are wrong or lack a permission
+/// Sigil needs, rather than that Redis is out of reach.
+fn refuses_credentials(error: &redis::RedisError) -> bool {
+    // A cluster client wraps the cause in "Failed to create initial
+    // connections": only its text still names it.
+    let text = error.to_string();
+    error.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        || ["WRONGPASS", "NOAUTH", "NOPERM", "AuthenticationFailed"]
+            .iter()
+            .any(|cause| text.contains(cause))
+}
+
+impl RedisStore {
     /// Runs `write` and then `WAIT` on the confirming connection, in one
     /// round trip; UNAVAILABLE unless enough replicas acknowledged it in
     /// time. The write itself stands either way (a retry is idempotent).
@@ -253,6 +331,19 @@ impl RedisStore {
         confirmation: &Confirmation,
         write: redis::Cmd,
     ) -> Result<T> {
+        let (value, confirmed) = self.write_and_wait(confirmation, write).await?;
+        confirmed.map(|()| value)
+    }
+
+    /// Runs `write` and then `WAIT` as [`confirmed`](Self::confirmed) does,
+    /// and answers the write's reply together with whether enough replicas
+    /// acknowledged it. On a cluster both go, as one pipeline, to the node
+    /// that owns the written key's slot, so `WAIT` counts its replicas.
+    async fn write_and_wait<T: redis::FromRedisValue>(
+        &self,
+        confirmation: &Confirmation,
+        write: redis::Cmd,
+    ) -> Result<(T, Result<()>)> {
         let mut pipe = redis::pipe();
         pipe.add_command(write)
             .cmd("WAIT")
@@ -267,15 +358,16 @@ impl RedisStore {
             .await?;
         if acknowledged < confirmation.replicas {
             metrics::counter!("sigil_store_errors_total", "store" => "redis").increment(1);
-            return Err(Error::Unavailable(
+            let unconfirmed = Error::Unavailable(
                 format!(
                     "{acknowledged} of {} replicas confirmed the write",
                     confirmation.replicas
                 )
                 .into(),
-            ));
+            );
+            return Ok((value, Err(unconfirmed)));
         }
-        Ok(value)
+        Ok((value, Ok(())))
     }
 }
 
@@ -299,6 +391,9 @@ impl RedisStore {
         command: &str,
         args: &[impl redis::ToRedisArgs + Sync],
     ) -> Result<T> {
+        if self.cluster.is_some() {
+            return self.write_then_emit(key, event, when, command, args).await;
+        }
         let mut invocation = self.write_and_emit.key(key);
         invocation
             .key(EVENT_STREAM_KEY)
@@ -342,6 +437,9 @@ impl SessionStore for RedisStore {
     async fn insert(&self, record: &SessionRecord) -> Result<()> {
         let data = encode(record)?;
         self.index(record).await?;
+        if let Some(scripts) = &self.cluster {
+            return self.insert_on_cluster(scripts, record, data).await;
+        }
         let mut connection = self.connection.clone();
         let event = encode(&Event::session(EventKind::SessionCreated, record))?;
         let mut invocation = self.insert.key(session_key(record.session.id));
@@ -378,14 +476,7 @@ impl SessionStore for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // Records are hashes, which MGET cannot read: one pipeline of HGETs
-        // is one round trip (per node on a cluster).
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.hget(session_key(*id), "data");
-        }
-        let mut connection = self.connection.clone();
-        let all: Vec<Option<String>> = self.call(pipe.query_async(&mut connection)).await?;
+        let all = self.records_data(ids).await?;
         all.iter()
             .map(|data| data.as_deref().map(decode).transpose())
             .collect()
@@ -395,6 +486,11 @@ impl SessionStore for RedisStore {
         let data = encode(record)?;
         let event = encode(&Event::session(change, record))?;
         self.index(record).await?;
+        if let Some(scripts) = &self.cluster {
+            return self
+                .replace_on_cluster(scripts, record, change, data, event)
+                .await;
+        }
         if let Some(confirmation) = &self.confirmation
             && matches!(
                 change,
@@ -478,14 +574,16 @@ impl SessionStore for RedisStore {
         if members.is_empty() {
             return Ok(page);
         }
-        let mut pipe = redis::pipe();
-        for member in &members {
-            match id_of_member(member) {
-                Some(id) => pipe.hget(session_key(id), "data"),
-                None => pipe.cmd("ECHO").arg(""),
-            };
-        }
-        let records: Vec<Option<String>> = self.call(pipe.query_async(&mut connection)).await?;
+        let ids: Vec<SessionId> = members
+            .iter()
+            .filter_map(|member| id_of_member(member))
+            .collect();
+        let mut found = self.records_data(&ids).await?.into_iter();
+        // Members that name no session read as nothing, in their place.
+        let records: Vec<Option<String>> = members
+            .iter()
+            .map(|member| id_of_member(member).and_then(|_| found.next().flatten()))
+            .collect();
         let mut stale = Vec::new();
         for (member, data) in members.iter().zip(records) {
             match data
@@ -504,7 +602,7 @@ impl SessionStore for RedisStore {
         if !stale.is_empty() {
             // Cleaning the index is best effort: a failure here costs a
             // skipped entry on the next read, not a wrong answer.
-            let cleanup: redis::RedisResult<()> = connection.zrem(&key, stale).await;
+            let cleanup: redis::RedisResult<()> = self.connection.clone().zrem(&key, stale).await;
             if let Err(error) = cleanup {
                 tracing::debug!(%error, "could not prune the subject index");
             }

@@ -78,6 +78,7 @@ fn main() -> ExitCode {
         log: dev.log,
         store: StoreArgs {
             redis_url: None,
+            redis_ca_file: None,
             redis_timeout: std::time::Duration::from_millis(250),
             health_interval: std::time::Duration::from_secs(1),
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,

@@ -33,7 +33,9 @@ pub struct Validator {
     templates: Arc<keys::TemplateCache>,
 }
 
-/// Adds the validator to `services`. Fails on a malformed issuer URL.
+/// Adds the validator to `services`. Fails on a malformed issuer URL, and
+/// on a near-cache over a store whose feed may miss a change (a Redis
+/// Cluster).
 pub fn add_to(
     services: &mut Services,
     context: &Context,
@@ -41,6 +43,17 @@ pub fn add_to(
 ) -> Result<(), String> {
     let mut context = context.clone();
     if let Some(cache) = settings.session_cache {
+        if !context.events.every_change_has_its_event() {
+            // A change whose event is lost would leave the cache serving
+            // the old record (a revoked session as valid) until its TTL.
+            return Err(
+                "the session near-cache (SIGIL_SESSION_CACHE) needs a store whose \
+                        every change has its event, which a Redis Cluster \
+                        (SIGIL_REDIS_URL redis+cluster://) does not give: turn one of them off \
+                        (see docs/operations.md, \"Redis Cluster, TLS and ACL users\")"
+                    .to_owned(),
+            );
+        }
         context.store = Arc::new(CachedSessions::new(
             Arc::clone(&context.store),
             Arc::clone(&context.events),

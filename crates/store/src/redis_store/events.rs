@@ -4,8 +4,9 @@
 //! with fields `at` (Unix ms, Redis' clock) and `event` (JSON), trimmed to
 //! about the configured retention; `sigil:{events}:counter` is the newest
 //! cursor. Both carry the same hash tag, so one `MULTI` reads them together.
-//! The scripts that change a session, token, template or key append the
-//! event in the same script (see `EMIT`).
+//! On a single Redis the scripts that change a session, token, template or
+//! key append the event in the same script (see `EMIT`); on a cluster the
+//! event is appended right after the change (see `cluster.rs`).
 //!
 //! Following: one task per store holds its own connection and blocks in
 //! `XREAD` for new entries, publishing the newest cursor to every follower
@@ -15,8 +16,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use super::connection::{Connection, Target};
 use async_trait::async_trait;
-use redis::{AsyncConnectionConfig, Client, aio::MultiplexedConnection};
 use sigil_domain::{Error, Event, EventCursor, Result, StoredEvent, Timestamp};
 use tokio::sync::watch;
 
@@ -132,12 +133,16 @@ impl EventStore for RedisStore {
         Ok(EventCursor(latest.unwrap_or(0)))
     }
 
+    fn every_change_has_its_event(&self) -> bool {
+        self.cluster.is_none()
+    }
+
     fn follow(&self) -> watch::Receiver<FeedState> {
         self.feed
             .get_or_init(|| {
                 let feed = Arc::new(watch::Sender::new(FeedState::Down));
                 tokio::spawn(follow_forever(
-                    self.client.clone(),
+                    self.target.clone(),
                     self.timeout,
                     Arc::clone(&feed),
                 ));
@@ -150,13 +155,10 @@ impl EventStore for RedisStore {
 /// Follows the stream for as long as the process runs, reconnecting after
 /// every failure; the feed is `Down` from a failure until it is followed
 /// again.
-async fn follow_forever(client: Client, timeout: Duration, feed: Arc<watch::Sender<FeedState>>) {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(FOLLOW_BLOCK + timeout));
+async fn follow_forever(target: Target, timeout: Duration, feed: Arc<watch::Sender<FeedState>>) {
     let mut failures = 0;
     loop {
-        let error = follow(&client, &config, &feed, &mut failures).await;
+        let error = follow(&target, timeout, &feed, &mut failures).await;
         feed.send_if_modified(|state| std::mem::replace(state, FeedState::Down) != FeedState::Down);
         tracing::warn!(%error, "event feed down; reconnecting");
         let delay = RECONNECT_DELAYS[failures.min(RECONNECT_DELAYS.len() - 1)];
@@ -168,16 +170,15 @@ async fn follow_forever(client: Client, timeout: Duration, feed: Arc<watch::Send
 /// Follows the stream over one connection until something fails; returns
 /// what failed.
 async fn follow(
-    client: &Client,
-    config: &AsyncConnectionConfig,
+    target: &Target,
+    timeout: Duration,
     feed: &watch::Sender<FeedState>,
     failures: &mut usize,
 ) -> Error {
     let unavailable = |error: redis::RedisError| Error::Unavailable(Box::new(error));
-    let mut connection: MultiplexedConnection = match client
-        .get_multiplexed_async_connection_with_config(config)
-        .await
-    {
+    // On a cluster, a connection of its own to every node: XREAD goes to
+    // the one owning `{events}`, and follows it through a failover.
+    let mut connection: Connection = match target.dedicated(timeout, FOLLOW_BLOCK + timeout).await {
         Ok(connection) => connection,
         Err(error) => return unavailable(error),
     };
