@@ -54,4 +54,5 @@ mod session_rules;
 mod shutdown;
 mod state_machine;
 mod storage;
+mod tls;
 mod validator;

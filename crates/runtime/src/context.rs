@@ -45,6 +45,8 @@ pub struct Context {
     pub rate_limits: crate::RateLimits,
     /// The feed of changes (the same store as sessions).
     pub events: Arc<dyn EventStore>,
+    /// TLS for listeners and calls to other services, when configured.
+    pub tls: Option<crate::Tls>,
 }
 
 impl Context {
@@ -104,6 +106,7 @@ impl Context {
                 global: args.create_session_rate,
             }),
             events,
+            tls: args.tls.load()?,
         })
     }
 }

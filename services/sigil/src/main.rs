@@ -10,7 +10,8 @@ use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::AdminKey;
 use sigil_jwt::MasterKey;
 use sigil_runtime::{
-    AdminArgs, CommonArgs, JwtArgs, LogArgs, Services, SessionArgs, StoreArgs, run_service,
+    AdminArgs, CommonArgs, EXIT_BAD_CONFIG, JwtArgs, LogArgs, Services, SessionArgs, StoreArgs,
+    TlsArgs, run_service,
 };
 use sigil_validator::KeySettings;
 
@@ -43,6 +44,8 @@ struct DevArgs {
     jwt: JwtArgs,
     #[command(flatten)]
     session_cache: sigil_validator::SessionCacheArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     max_request_bytes: usize,
@@ -68,8 +71,21 @@ fn main() -> ExitCode {
         ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], dev.listen.port())),
         _ => dev.listen,
     };
+    // Over TLS the validator verifies its own certificate: it needs the CA,
+    // and the certificate must name the address it calls (127.0.0.1).
+    let scheme = match dev.tls.tls_cert.is_some() {
+        true if dev.tls.tls_ca.is_none() => {
+            eprintln!(
+                "sigil dev: with SIGIL_TLS_CERT, set SIGIL_TLS_CA to the CA of that \
+                 certificate: the validator calls the issuer on {own_address} over TLS"
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+        true => "https",
+        false => "http",
+    };
     let key_settings = KeySettings {
-        issuer_url: format!("http://{own_address}"),
+        issuer_url: format!("{scheme}://{own_address}"),
         jwks_refresh_interval: std::time::Duration::from_secs(1),
         template_cache_ttl: std::time::Duration::from_secs(1),
         session_cache: dev.session_cache.settings(),
@@ -88,6 +104,7 @@ fn main() -> ExitCode {
         admin: dev.admin,
         session: dev.session,
         jwt: dev.jwt,
+        tls: dev.tls,
         max_request_bytes: dev.max_request_bytes,
         max_concurrent_requests: 4096,
         create_session_rate_per_peer: 1_000,
@@ -96,6 +113,7 @@ fn main() -> ExitCode {
         max_batch_size: dev.max_batch_size,
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
+        health_listen: None,
     };
     run_service("sigil dev", dev.listen, &common, |context| {
         let mut services = Services::default();

@@ -1,0 +1,529 @@
+//! TLS and mTLS on every listener and on the validator's calls to the
+//! issuer, with certificates made here (rcgen) and rotated under a running
+//! server.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, ServerName},
+};
+use sigil_proto::v1 as pb;
+use sigil_runtime::{Context, Tls, TlsArgs};
+use tokio::{io::AsyncReadExt, net::TcpStream};
+use tokio_rustls::TlsConnector;
+use tonic::{
+    Code,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
+
+use crate::{
+    harness::{
+        DEADLINE, Harness, HealthClient, IssuerServiceClient, Role, Server, ValidatorServiceClient,
+        eventually, grpcurl, listener,
+    },
+    jwt::{alice, put, template, token},
+};
+
+/// A certificate authority made for one test.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A certificate and its key, as PEM, valid for `localhost` and
+/// `127.0.0.1`, for servers and clients alike.
+struct Leaf {
+    cert: String,
+    key: String,
+    der: CertificateDer<'static>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Ca { issuer }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    fn leaf(&self, name: &str) -> Leaf {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+}
+
+/// The PEM files a server reads, in a directory of the test's own,
+/// replaced atomically (write, then rename) as Kubernetes does.
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new(test: &str) -> Files {
+        let dir = std::env::temp_dir().join(format!("sigil-tls-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Files { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        let staged = self.dir.join(format!(".{name}.new"));
+        std::fs::write(&staged, contents).unwrap();
+        std::fs::rename(&staged, self.path(name)).unwrap();
+    }
+
+    fn identity(&self, leaf: &Leaf) {
+        self.write("tls.key", &leaf.key);
+        self.write("tls.crt", &leaf.cert);
+    }
+
+    /// Settings serving `tls.crt`/`tls.key`, requiring client certificates
+    /// of `client-ca.crt` if asked, and trusting `ca.crt` for calls out if
+    /// it was written.
+    fn args(&self, mtls: bool) -> TlsArgs {
+        let ca = self.path("ca.crt");
+        TlsArgs {
+            tls_cert: Some(self.path("tls.crt")),
+            tls_key: Some(self.path("tls.key")),
+            tls_client_ca: mtls.then(|| self.path("client-ca.crt")),
+            tls_ca: ca.exists().then_some(ca),
+            tls_handshake_timeout: Duration::from_secs(2),
+            tls_reload_interval: Duration::from_millis(20),
+        }
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn with_tls(context: &Context, args: &TlsArgs) -> (Context, Tls) {
+    let tls = args.load().expect("TLS loads").expect("TLS configured");
+    let mut context = context.clone();
+    context.tls = Some(tls.clone());
+    (context, tls)
+}
+
+/// A channel over TLS trusting `ca`, presenting `identity` if given.
+async fn tls_channel(
+    address: SocketAddr,
+    ca: &Ca,
+    identity: Option<&Leaf>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.pem()))
+        .domain_name("localhost");
+    if let Some(leaf) = identity {
+        config = config.identity(Identity::from_pem(&leaf.cert, &leaf.key));
+    }
+    Channel::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(config)?
+        .connect()
+        .await
+}
+
+/// Whether a health check over TLS succeeds. With TLS 1.3 a client
+/// certificate is judged after the client's side of the handshake is done,
+/// so a refusal may show only at the first call.
+async fn health_answers(address: SocketAddr, ca: &Ca, identity: Option<&Leaf>) -> bool {
+    let Ok(channel) = tls_channel(address, ca, identity).await else {
+        return false;
+    };
+    HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .is_ok()
+}
+
+/// The leaf certificate the server at `address` presents to a new
+/// connection.
+async fn served_certificate(address: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.issuer.der().clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let stream = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("handshake");
+    stream.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_tls_answers_and_plaintext_is_refused() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("grpc");
+    files.identity(&ca.leaf("sigil"));
+    let (context, _tls) = with_tls(&h.context, &files.args(false));
+    let server = Server::spawn(&context, Role::All, listener().await);
+
+    let channel = tls_channel(server.address, &ca, None).await.unwrap();
+    let created = IssuerServiceClient::new(channel)
+        .create_session(pb::CreateSessionRequest::default())
+        .await
+        .expect("CreateSession over TLS")
+        .into_inner();
+    assert!(created.session_key.starts_with("sigil_sk_"));
+
+    let plaintext = Channel::from_shared(format!("http://{}", server.address))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plaintext {
+        let result = HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await;
+        assert!(result.is_err(), "a plaintext call is refused: {result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_lists_services_over_tls_by_reflection() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("grpcurl");
+    files.identity(&ca.leaf("sigil"));
+    files.write("ca.crt", &ca.pem());
+    let (context, _tls) = with_tls(&h.context, &files.args(false));
+    let server = Server::spawn(&context, Role::All, listener().await);
+    let address = server.address.to_string();
+    let ca_file = files.path("ca.crt");
+    let ca_file = ca_file.to_str().unwrap();
+
+    let output = Command::new(grpcurl())
+        .args(["-cacert", ca_file, &address, "list"])
+        .output()
+        .expect("grpcurl runs");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(listed.contains("sigil.v1.ValidatorService"), "{listed}");
+
+    let output = Command::new(grpcurl())
+        .args(["-plaintext", &address, "list"])
+        .output()
+        .expect("grpcurl runs");
+    assert!(!output.status.success(), "plaintext grpcurl is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_routes_answer_over_tls_to_curl() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("http");
+    files.identity(&ca.leaf("sigil"));
+    files.write("ca.crt", &ca.pem());
+    let (context, _tls) = with_tls(&h.context, &files.args(false));
+    let server = Server::spawn(&context, Role::All, listener().await);
+    let ca_file = files.path("ca.crt");
+    let curl = |url: String, body: Option<&str>| {
+        let mut command = Command::new("curl");
+        command.args(["-sS", "--max-time", "10", "--cacert"]);
+        command.arg(&ca_file);
+        if let Some(body) = body {
+            command.args(["-H", "content-type: application/json", "--data", body]);
+        }
+        command.arg(url).output().expect("curl runs")
+    };
+
+    // The gRPC port answers HTTP too (HTTP/2 here, by ALPN).
+    let output = curl(
+        format!("https://127.0.0.1:{}/metrics", server.address.port()),
+        None,
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("# TYPE"));
+
+    // The HTTP/1.1-only port of `/edge/validate`.
+    let http = server.http_address.expect("edge-token's HTTP port");
+    let output = curl(
+        format!("https://localhost:{}/edge/validate", http.port()),
+        Some(r#"{"tokens":["*:development.not-a-real-token"]}"#),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["tokens"], serde_json::json!([]), "{answer}");
+
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{}/metrics", http.port()))
+        .output()
+        .expect("curl runs");
+    assert!(!output.status.success(), "plaintext HTTP is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_admits_only_certificates_of_the_client_ca() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let clients = Ca::new("sigil clients CA");
+    let strangers = Ca::new("another CA");
+    let files = Files::new("mtls");
+    files.identity(&ca.leaf("sigil"));
+    files.write("client-ca.crt", &clients.pem());
+    let (context, _tls) = with_tls(&h.context, &files.args(true));
+    let server = Server::spawn(&context, Role::All, listener().await);
+
+    assert!(
+        !health_answers(server.address, &ca, None).await,
+        "no client certificate"
+    );
+    assert!(
+        !health_answers(server.address, &ca, Some(&strangers.leaf("mallory"))).await,
+        "a certificate of another CA"
+    );
+    assert!(
+        health_answers(server.address, &ca, Some(&clients.leaf("gateway"))).await,
+        "a certificate of the client CA"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_without_a_restart() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("rotate");
+    let first = ca.leaf("sigil-first");
+    files.identity(&first);
+    let (context, tls) = with_tls(&h.context, &files.args(false));
+    let server = Server::spawn(&context, Role::All, listener().await);
+    let watcher = tokio::spawn(sigil_runtime::watch_tls(tls.clone(), tls.reload_interval()));
+    assert_eq!(served_certificate(server.address, &ca).await, first.der);
+    let mut open = HealthClient::new(tls_channel(server.address, &ca, None).await.unwrap());
+    open.check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
+
+    let second = ca.leaf("sigil-second");
+    files.identity(&second);
+    eventually("new connections getting the new certificate", || async {
+        served_certificate(server.address, &ca).await == second.der
+    })
+    .await;
+    open.check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("a connection opened before the rotation keeps working");
+
+    // A broken file is refused and the certificate in force stays.
+    let failed = tls.reloads_failed();
+    files.write("tls.crt", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+    eventually("the broken file to be read", || async {
+        tls.reloads_failed() > failed
+    })
+    .await;
+    assert_eq!(served_certificate(server.address, &ca).await, second.der);
+    assert!(health_answers(server.address, &ca, None).await);
+    watcher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_is_cut_off_and_holds_up_no_one() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("stall");
+    files.identity(&ca.leaf("sigil"));
+    let args = TlsArgs {
+        tls_handshake_timeout: Duration::from_millis(300),
+        ..files.args(false)
+    };
+    let (context, _tls) = with_tls(&h.context, &args);
+    let server = Server::spawn(&context, Role::All, listener().await);
+
+    // One client says nothing, another sends garbage.
+    let mut stalled = TcpStream::connect(server.address).await.unwrap();
+    let mut garbage = TcpStream::connect(server.address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut garbage, b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(health_answers(server.address, &ca, None).await);
+
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(DEADLINE, stalled.read(&mut byte))
+        .await
+        .expect("the server closes a stalled handshake");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < DEADLINE);
+    // Either an alert or a close: the connection ends.
+    tokio::time::timeout(DEADLINE, garbage.read_to_end(&mut Vec::new()))
+        .await
+        .expect("the server ends a garbage handshake")
+        .ok();
+    assert!(health_answers(server.address, &ca, None).await);
+}
+
+/// An issuer requiring client certificates of `ca`, and a validator over
+/// the same store fetching its keys from it over TLS, trusting `trusted`.
+async fn issuer_and_validator(
+    h: &Harness,
+    ca: &Ca,
+    trusted: &Ca,
+    test: &str,
+) -> (Server, Server, Files, Files) {
+    let issuer_files = Files::new(&format!("{test}-issuer"));
+    issuer_files.identity(&ca.leaf("issuer"));
+    issuer_files.write("client-ca.crt", &ca.pem());
+    let (issuer_context, _) = with_tls(&h.context, &issuer_files.args(true));
+    let issuer = Server::spawn(&issuer_context, Role::Issuer, listener().await);
+
+    let validator_files = Files::new(&format!("{test}-validator"));
+    validator_files.identity(&ca.leaf("validator"));
+    validator_files.write("ca.crt", &trusted.pem());
+    let (validator_context, _) = with_tls(&h.context, &validator_files.args(false));
+    let validator = Server::spawn(
+        &validator_context,
+        Role::Validator {
+            issuer: issuer.address,
+        },
+        listener().await,
+    );
+    (issuer, validator, issuer_files, validator_files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_validator_fetches_keys_from_the_issuer_over_mtls() {
+    let h = Harness::memory().await;
+    let (key, _) = alice(&h).await;
+    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
+    let minted = token(&h, &key, "orders").await.jwt;
+    let ca = Ca::new("sigil test CA");
+    let (_issuer, validator, _, _) = issuer_and_validator(&h, &ca, &ca, "keys").await;
+
+    let channel = tls_channel(validator.address, &ca, None).await.unwrap();
+    let verified = ValidatorServiceClient::new(channel)
+        .verify_token(pb::VerifyTokenRequest {
+            jwt: minted,
+            audience: "shop.example".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("verified with keys fetched over TLS")
+        .into_inner();
+    assert_eq!(verified.subject, "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_the_ca_does_not_vouch_for_is_not_trusted() {
+    let h = Harness::memory().await;
+    let (key, _) = alice(&h).await;
+    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
+    let minted = token(&h, &key, "orders").await.jwt;
+    let ca = Ca::new("sigil test CA");
+    let other = Ca::new("another CA");
+    let (issuer, validator, _, validator_files) =
+        issuer_and_validator(&h, &ca, &other, "wrong-ca").await;
+
+    let channel = tls_channel(validator.address, &ca, None).await.unwrap();
+    let result = ValidatorServiceClient::new(channel)
+        .verify_token(pb::VerifyTokenRequest {
+            jwt: minted,
+            audience: "shop.example".into(),
+            ..Default::default()
+        })
+        .await;
+    crate::harness::assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
+
+    // The cause, as the validator logs it: the certificate is not trusted.
+    let (_, tls) = with_tls(&h.context, &validator_files.args(false));
+    let channel =
+        sigil_runtime::connect_lazy(&format!("https://{}", issuer.address), Some(&tls), |e| e)
+            .unwrap();
+    let status = IssuerServiceClient::new(channel)
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .expect_err("the issuer's certificate is not trusted");
+    assert_eq!(status.code(), Code::Unavailable);
+    let chain = error_chain(&status);
+    assert!(chain.contains("invalid peer certificate"), "{chain}");
+}
+
+#[test]
+fn an_https_url_without_a_ca_is_a_startup_error() {
+    let error = sigil_runtime::connect_lazy("https://issuer:50051", None, |e| e).unwrap_err();
+    assert!(error.contains("SIGIL_TLS_CA"), "{error}");
+}
+
+#[test]
+fn bad_tls_settings_are_startup_errors_naming_the_setting() {
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("startup");
+    let leaf = ca.leaf("sigil");
+    let check = |args: TlsArgs, setting: &str| {
+        let error = args.load().expect_err("refused");
+        assert!(error.contains(setting), "{error} names {setting}");
+        assert!(!error.contains("PRIVATE KEY"), "{error} quotes no key");
+    };
+    // Missing files, and halves of a pair.
+    check(files.args(false), "SIGIL_TLS_CERT");
+    files.identity(&leaf);
+    check(
+        TlsArgs {
+            tls_key: None,
+            ..files.args(false)
+        },
+        "SIGIL_TLS_KEY",
+    );
+    check(files.args(true), "SIGIL_TLS_CLIENT_CA");
+    // Not PEM, no key in the key file, a key of another certificate.
+    files.write("tls.crt", "hello");
+    check(files.args(false), "SIGIL_TLS_CERT");
+    files.write("tls.crt", &leaf.cert);
+    files.write("tls.key", &leaf.cert);
+    check(files.args(false), "SIGIL_TLS_KEY");
+    files.write("tls.key", &ca.leaf("other").key);
+    check(files.args(false), "SIGIL_TLS_KEY");
+    files.identity(&leaf);
+    assert!(files.args(false).load().unwrap().is_some());
+    assert!(TlsArgs::default().load().unwrap().is_none());
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
