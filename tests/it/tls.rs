@@ -30,7 +30,7 @@ use tonic::{
 use crate::{
     harness::{
         DEADLINE, Harness, HealthClient, IssuerServiceClient, Role, Server, ValidatorServiceClient,
-        eventually, grpcurl, listener,
+        channel_to, eventually, grpcurl, listener,
     },
     jwt::{alice, put, template, token},
 };
@@ -240,7 +240,8 @@ async fn grpcurl_lists_services_over_tls_by_reflection() {
     assert!(listed.contains("sigil.v1.ValidatorService"), "{listed}");
 
     let output = Command::new(grpcurl())
-        .args(["-plaintext", &address, "list"])
+        // grpc-go retries a refused dial until this deadline.
+        .args(["-plaintext", "-connect-timeout", "0.3", &address, "list"])
         .output()
         .expect("grpcurl runs");
     assert!(!output.status.success(), "plaintext grpcurl is refused");
@@ -526,4 +527,48 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_get_plaintext_health_and_nothing_else_beside_a_tls_port() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("probes");
+    files.identity(&ca.leaf("sigil"));
+    files.write("client-ca.crt", &ca.pem());
+    let (context, _tls) = with_tls(&h.context, &files.args(true));
+    let mut services = sigil_runtime::Services::default();
+    sigil_issuer::add_to(&mut services, &context);
+    let health = listener().await;
+    let health_address = health.local_addr().unwrap();
+    services.serve_health_on(health);
+    let main = listener().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        sigil_runtime::serve(main, services, &context, Duration::from_millis(20), async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let channel = channel_to(health_address).await;
+    eventually("the issuer reported SERVING on the probe port", || {
+        let mut health = HealthClient::new(channel.clone());
+        async move {
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: "sigil.v1.IssuerService".into(),
+            };
+            health.check(request).await.is_ok_and(|answer| {
+                answer.into_inner().status()
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving
+            })
+        }
+    })
+    .await;
+    let result = IssuerServiceClient::new(channel)
+        .create_session(pb::CreateSessionRequest::default())
+        .await;
+    assert_eq!(result.unwrap_err().code(), Code::Unimplemented);
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
 }

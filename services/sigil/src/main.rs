@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     let Command::Dev(mut dev) = Cli::parse().command;
     if dev.admin.admin_keys.is_empty() && dev.admin.admin_keys_file.is_none() {
         let key = AdminKey::generate_text(&mut UnwrapErr(SysRng));
-        print_banner(dev.listen, &key);
+        print_banner(dev.listen, &key, dev.tls.tls_cert.is_some());
         dev.admin.admin_keys.push(key);
     }
     // Everything lives in memory, so a key for this run only is enough.
@@ -124,19 +124,28 @@ fn main() -> ExitCode {
     })
 }
 
-fn print_banner(listen: SocketAddr, admin_key: &str) {
+fn print_banner(listen: SocketAddr, admin_key: &str, tls: bool) {
+    // Over TLS, grpcurl and curl need the CA instead of plaintext.
+    let (plaintext, curl_ca, scheme) = match tls {
+        true => (
+            "-cacert \"$SIGIL_TLS_CA\"",
+            " --cacert \"$SIGIL_TLS_CA\"",
+            "https",
+        ),
+        false => ("-plaintext", "", "http"),
+    };
     println!(
         "Sigil dev: issuer, validator and edge-token on {listen}, sessions in memory.\n\
          Admin key for this run (set SIGIL_ADMIN_KEYS to choose your own):\n  {admin_key}\n\
          Try it (grpcurl works by reflection, no proto files needed):\n  \
-         grpcurl -plaintext -d '{{\"subject\":\"alice\"}}' {listen} sigil.v1.IssuerService/CreateSession\n  \
-         grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\\n    \
+         grpcurl {plaintext} -d '{{\"subject\":\"alice\"}}' {listen} sigil.v1.IssuerService/CreateSession\n  \
+         grpcurl {plaintext} -H 'authorization: Bearer {admin_key}' \\\n    \
          -d '{{\"nonce\":\"<nonce>\",\"permissions\":[\"token:read\"]}}' {listen} sigil.v1.IssuerService/AuthorizeSession\n  \
-         grpcurl -plaintext -H 'authorization: Bearer <session_key>' {listen} sigil.v1.ValidatorService/WhoAmI\n\
+         grpcurl {plaintext} -H 'authorization: Bearer <session_key>' {listen} sigil.v1.ValidatorService/WhoAmI\n\
          API tokens (Unleash's POST /edge/validate answers on this same port, over HTTP/1.1):\n  \
-         grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\\n    \
+         grpcurl {plaintext} -H 'authorization: Bearer {admin_key}' \\\n    \
          -d '{{\"token_name\":\"sdk\",\"type\":\"API_TOKEN_TYPE_BACKEND\",\"projects\":[\"default\"],\"environment\":\"development\"}}' \\\n    \
          {listen} sigil.v1.EdgeTokenService/CreateApiToken\n  \
-         curl -s -H 'content-type: application/json' -d '{{\"tokens\":[\"<token>\"]}}' http://{listen}/edge/validate"
+         curl -s{curl_ca} -H 'content-type: application/json' -d '{{\"tokens\":[\"<token>\"]}}' {scheme}://{listen}/edge/validate"
     );
 }
