@@ -556,6 +556,14 @@ def test_tls_mounts_the_secret_and_points_every_service_at_its_files():
             {"name": "tls", "mountPath": "/etc/sigil/tls", "readOnly": True}]
 
 
+def test_tls_services_say_their_ports_are_https():
+    for component, *_ in SERVICES.values():
+        service = one(render(TLS), "Service", f"{PREFIX}-{component}")
+        assert {port["appProtocol"] for port in service["spec"]["ports"]} == {"https"}
+        plain = one(render(MINIMAL), "Service", f"{PREFIX}-{component}")
+        assert "kubernetes.io/h2c" in {port["appProtocol"] for port in plain["spec"]["ports"]}
+
+
 def test_tls_probes_ask_the_plaintext_health_port():
     docs = render(TLS)
     config = one(docs, "ConfigMap", f"{PREFIX}-config")["data"]
