@@ -20,7 +20,10 @@ use rustls::{
 };
 use sigil_proto::v1 as pb;
 use sigil_runtime::{Context, Tls, TlsArgs};
-use tokio::{io::AsyncReadExt, net::TcpStream};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 use tokio_rustls::TlsConnector;
 use tonic::{
     Code,
@@ -28,6 +31,7 @@ use tonic::{
 };
 
 use crate::{
+    edge::create,
     harness::{
         DEADLINE, Harness, HealthClient, IssuerServiceClient, Role, Server, ValidatorServiceClient,
         channel_to, eventually, grpcurl, listener,
@@ -172,17 +176,8 @@ async fn health_answers(address: SocketAddr, ca: &Ca, identity: Option<&Leaf>) -
 /// The leaf certificate the server at `address` presents to a new
 /// connection.
 async fn served_certificate(address: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.issuer.der().clone()).unwrap();
-    let config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let tcp = TcpStream::connect(address).await.unwrap();
-    let stream = TlsConnector::from(Arc::new(config))
+    let stream = TlsConnector::from(client_config(ca, &[]))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .expect("handshake");
@@ -248,7 +243,7 @@ async fn grpcurl_lists_services_over_tls_by_reflection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_routes_answer_over_tls_to_curl() {
+async fn http_routes_answer_over_tls_and_plaintext_is_refused() {
     let h = Harness::memory().await;
     let ca = Ca::new("sigil test CA");
     let files = Files::new("http");
@@ -256,41 +251,97 @@ async fn http_routes_answer_over_tls_to_curl() {
     files.write("ca.crt", &ca.pem());
     let (context, _tls) = with_tls(&h.context, &files.args(false));
     let server = Server::spawn(&context, Role::All, listener().await);
-    let ca_file = files.path("ca.crt");
-    let curl = |url: String, body: Option<&str>| {
-        let mut command = Command::new("curl");
-        command.args(["-sS", "--max-time", "10", "--cacert"]);
-        command.arg(&ca_file);
-        if let Some(body) = body {
-            command.args(["-H", "content-type: application/json", "--data", body]);
-        }
-        command.arg(url).output().expect("curl runs")
-    };
 
-    // The gRPC port answers HTTP too (HTTP/2 here, by ALPN).
-    let output = curl(
-        format!("https://127.0.0.1:{}/metrics", server.address.port()),
-        None,
-    );
-    assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("# TYPE"));
+    // The gRPC port answers HTTP/1.1 too.
+    let answer = https_get(server.address, "/metrics", &ca).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("# TYPE"), "{answer}");
 
-    // The HTTP/1.1-only port of `/edge/validate`.
+    // Python's ssl and urllib against the HTTP/1.1-only `/edge/validate`
+    // port, verifying the server against the CA file.
+    let mut client = h.edge_tokens().await;
+    let (_, backend) = create(
+        &mut client,
+        pb::ApiTokenType::Backend,
+        &["default"],
+        "development",
+    )
+    .await;
+    let tokens = serde_json::json!([backend, "nonsense"]);
+    let expected = serde_json::json!({"tokens": [
+        {"token": backend, "type": "backend", "environment": "development", "projects": ["default"], "status": "Validated"},
+    ]});
     let http = server.http_address.expect("edge-token's HTTP port");
-    let output = curl(
-        format!("https://localhost:{}/edge/validate", http.port()),
-        Some(r#"{"tokens":["*:development.not-a-real-token"]}"#),
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/edge_validate.py");
+    let ca_file = files.path("ca.crt");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .arg(format!("https://localhost:{}", http.port()))
+            .arg(tokens.to_string())
+            .arg(expected.to_string())
+            .arg(ca_file)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 on PATH (the README's test command installs it)");
+    assert!(
+        output.status.success(),
+        "python client: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "{output:?}");
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(answer["tokens"], serde_json::json!([]), "{answer}");
 
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .arg(format!("http://127.0.0.1:{}/metrics", http.port()))
-        .output()
-        .expect("curl runs");
-    assert!(!output.status.success(), "plaintext HTTP is refused");
+    for address in [server.address, http] {
+        let answer = plaintext_get(address, "/metrics").await;
+        assert!(!answer.starts_with("HTTP/"), "plaintext answered: {answer}");
+    }
+}
+
+/// A TLS client config trusting `ca`, offering `alpn`.
+fn client_config(ca: &Ca, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.issuer.der().clone()).unwrap();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// `GET path` over HTTP/1.1 over TLS; the whole answer as text.
+async fn https_get(address: SocketAddr, path: &str, ca: &Ca) -> String {
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut stream = TlsConnector::from(client_config(ca, &[b"http/1.1"]))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("handshake");
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// `GET path` in plaintext; whatever comes back (a TLS server sends an
+/// alert or closes).
+async fn plaintext_get(address: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server ends the connection")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,9 +424,7 @@ async fn a_stalled_handshake_is_cut_off_and_holds_up_no_one() {
     // One client says nothing, another sends garbage.
     let mut stalled = TcpStream::connect(server.address).await.unwrap();
     let mut garbage = TcpStream::connect(server.address).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut garbage, b"GET / HTTP/1.1\r\n\r\n")
-        .await
-        .unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
     assert!(health_answers(server.address, &ca, None).await);
 
     let started = Instant::now();
