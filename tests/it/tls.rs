@@ -444,12 +444,21 @@ async fn a_stalled_handshake_is_cut_off_and_holds_up_no_one() {
 
 /// An issuer requiring client certificates of `ca`, and a validator over
 /// the same store fetching its keys from it over TLS, trusting `trusted`.
+struct IssuerAndValidator {
+    issuer: Server,
+    validator: Server,
+    /// The validator's TLS, and the files it reads.
+    validator_tls: Tls,
+    validator_files: Files,
+    _issuer_files: Files,
+}
+
 async fn issuer_and_validator(
     h: &Harness,
     ca: &Ca,
     trusted: &Ca,
     test: &str,
-) -> (Server, Server, Files, Files) {
+) -> IssuerAndValidator {
     let issuer_files = Files::new(&format!("{test}-issuer"));
     issuer_files.identity(&ca.leaf("issuer"));
     issuer_files.write("client-ca.crt", &ca.pem());
@@ -459,7 +468,7 @@ async fn issuer_and_validator(
     let validator_files = Files::new(&format!("{test}-validator"));
     validator_files.identity(&ca.leaf("validator"));
     validator_files.write("ca.crt", &trusted.pem());
-    let (validator_context, _) = with_tls(&h.context, &validator_files.args(false));
+    let (validator_context, validator_tls) = with_tls(&h.context, &validator_files.args(false));
     let validator = Server::spawn(
         &validator_context,
         Role::Validator {
@@ -467,7 +476,13 @@ async fn issuer_and_validator(
         },
         listener().await,
     );
-    (issuer, validator, issuer_files, validator_files)
+    IssuerAndValidator {
+        issuer,
+        validator,
+        validator_tls,
+        validator_files,
+        _issuer_files: issuer_files,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,9 +492,11 @@ async fn the_validator_fetches_keys_from_the_issuer_over_mtls() {
     put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
     let minted = token(&h, &key, "orders").await.jwt;
     let ca = Ca::new("sigil test CA");
-    let (_issuer, validator, _, _) = issuer_and_validator(&h, &ca, &ca, "keys").await;
+    let pair = issuer_and_validator(&h, &ca, &ca, "keys").await;
 
-    let channel = tls_channel(validator.address, &ca, None).await.unwrap();
+    let channel = tls_channel(pair.validator.address, &ca, None)
+        .await
+        .unwrap();
     let verified = ValidatorServiceClient::new(channel)
         .verify_token(pb::VerifyTokenRequest {
             jwt: minted,
@@ -500,10 +517,11 @@ async fn an_issuer_the_ca_does_not_vouch_for_is_not_trusted() {
     let minted = token(&h, &key, "orders").await.jwt;
     let ca = Ca::new("sigil test CA");
     let other = Ca::new("another CA");
-    let (issuer, validator, _, validator_files) =
-        issuer_and_validator(&h, &ca, &other, "wrong-ca").await;
+    let pair = issuer_and_validator(&h, &ca, &other, "wrong-ca").await;
 
-    let channel = tls_channel(validator.address, &ca, None).await.unwrap();
+    let channel = tls_channel(pair.validator.address, &ca, None)
+        .await
+        .unwrap();
     let result = ValidatorServiceClient::new(channel)
         .verify_token(pb::VerifyTokenRequest {
             jwt: minted,
@@ -514,10 +532,9 @@ async fn an_issuer_the_ca_does_not_vouch_for_is_not_trusted() {
     crate::harness::assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
 
     // The cause, as the validator logs it: the certificate is not trusted.
-    let (_, tls) = with_tls(&h.context, &validator_files.args(false));
+    let issuer_url = format!("https://{}", pair.issuer.address);
     let channel =
-        sigil_runtime::connect_lazy(&format!("https://{}", issuer.address), Some(&tls), |e| e)
-            .unwrap();
+        sigil_runtime::connect_lazy(&issuer_url, Some(&pair.validator_tls), |e| e).unwrap();
     let status = IssuerServiceClient::new(channel)
         .get_jwks(pb::GetJwksRequest {})
         .await
@@ -620,4 +637,62 @@ async fn probes_get_plaintext_health_and_nothing_else_beside_a_tls_port() {
     assert_eq!(result.unwrap_err().code(), Code::Unimplemented);
     let _ = stop.send(());
     served.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_client_ca_decides_new_connections_without_a_restart() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let old_clients = Ca::new("old clients CA");
+    let new_clients = Ca::new("new clients CA");
+    let files = Files::new("client-ca");
+    files.identity(&ca.leaf("sigil"));
+    files.write("client-ca.crt", &old_clients.pem());
+    let (context, tls) = with_tls(&h.context, &files.args(true));
+    let server = Server::spawn(&context, Role::All, listener().await);
+    let watcher = tokio::spawn(sigil_runtime::watch_tls(tls.clone(), tls.reload_interval()));
+    let (old_client, new_client) = (old_clients.leaf("old"), new_clients.leaf("new"));
+    assert!(health_answers(server.address, &ca, Some(&old_client)).await);
+    assert!(!health_answers(server.address, &ca, Some(&new_client)).await);
+
+    files.write("client-ca.crt", &new_clients.pem());
+    eventually("a client of the new CA admitted", || {
+        health_answers(server.address, &ca, Some(&new_client))
+    })
+    .await;
+    assert!(!health_answers(server.address, &ca, Some(&old_client)).await);
+    watcher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_validator_trusts_a_ca_written_after_it_started() {
+    let h = Harness::memory().await;
+    let (key, _) = alice(&h).await;
+    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
+    let minted = token(&h, &key, "orders").await.jwt;
+    let ca = Ca::new("sigil test CA");
+    let other = Ca::new("another CA");
+    let pair = issuer_and_validator(&h, &ca, &other, "late-ca").await;
+    let verify = || pb::VerifyTokenRequest {
+        jwt: minted.clone(),
+        audience: "shop.example".into(),
+        ..Default::default()
+    };
+    let channel = tls_channel(pair.validator.address, &ca, None)
+        .await
+        .unwrap();
+    let mut client = ValidatorServiceClient::new(channel);
+    let result = client.verify_token(verify()).await;
+    assert_eq!(result.unwrap_err().code(), Code::Unavailable);
+
+    let tls = pair.validator_tls.clone();
+    let watcher = tokio::spawn(sigil_runtime::watch_tls(tls.clone(), tls.reload_interval()));
+    pair.validator_files.write("ca.crt", &ca.pem());
+    eventually("the validator verifying with keys from the issuer", || {
+        let mut client = client.clone();
+        let request = verify();
+        async move { client.verify_token(request).await.is_ok() }
+    })
+    .await;
+    watcher.abort();
 }

@@ -89,11 +89,17 @@ impl TlsArgs {
         if self.tls_handshake_timeout.is_zero() {
             return Err("SIGIL_TLS_HANDSHAKE_TIMEOUT must be positive".into());
         }
+        // The digest before the read: a change in between is seen again by
+        // the watcher, never missed.
+        let seen = digest(self);
         let configs = Configs::read(self)?;
         Ok(Some(Tls {
             args: Arc::new(self.clone()),
             current: Arc::new(RwLock::new(Arc::new(configs))),
-            reloads: Arc::default(),
+            reloads: Arc::new(Reloads {
+                seen: AtomicU64::new(seen),
+                ..Reloads::default()
+            }),
         }))
     }
 }
@@ -107,11 +113,13 @@ pub struct Tls {
     reloads: Arc<Reloads>,
 }
 
-/// How many reloads were tried since start, and how many failed.
+/// How many reloads were tried since start, how many failed, and the
+/// digest of the files as last read.
 #[derive(Debug, Default)]
 struct Reloads {
     done: AtomicU64,
     failed: AtomicU64,
+    seen: AtomicU64,
 }
 
 /// Everything built from one reading of the files.
@@ -158,6 +166,9 @@ impl Tls {
     /// configuration in force for new connections; otherwise keeps the one
     /// in force. Connections already open keep theirs either way.
     pub fn reload(&self) -> Result<(), String> {
+        self.reloads
+            .seen
+            .store(digest(&self.args), Ordering::SeqCst);
         let read = Configs::read(&self.args);
         match &read {
             Ok(_) => self.reloads.done.fetch_add(1, Ordering::SeqCst),
@@ -200,29 +211,29 @@ impl Tls {
         self.configs().client.clone()
     }
 
-    /// A digest of the files' contents (or of why they cannot be read), to
-    /// notice a change whatever the file system's timestamps do.
-    fn digest(&self) -> u64 {
-        let mut hasher = DefaultHasher::new();
-        for path in self.paths() {
-            match std::fs::read(path) {
-                Ok(bytes) => bytes.hash(&mut hasher),
-                Err(error) => error.kind().hash(&mut hasher),
-            }
-        }
-        hasher.finish()
+    /// Whether the files changed since they were last read.
+    fn changed(&self) -> bool {
+        digest(&self.args) != self.reloads.seen.load(Ordering::SeqCst)
     }
+}
 
-    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
-        [
-            &self.args.tls_cert,
-            &self.args.tls_key,
-            &self.args.tls_client_ca,
-            &self.args.tls_ca,
-        ]
-        .into_iter()
-        .flatten()
+/// A digest of the files' contents (or of why they cannot be read), to
+/// notice a change whatever the file system's timestamps do.
+fn digest(args: &TlsArgs) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    let paths = [
+        &args.tls_cert,
+        &args.tls_key,
+        &args.tls_client_ca,
+        &args.tls_ca,
+    ];
+    for path in paths.into_iter().flatten() {
+        match std::fs::read(path) {
+            Ok(bytes) => bytes.hash(&mut hasher),
+            Err(error) => error.kind().hash(&mut hasher),
+        }
     }
+    hasher.finish()
 }
 
 impl std::fmt::Debug for Tls {
@@ -242,7 +253,6 @@ impl std::fmt::Debug for Tls {
 /// a certificate caught between its key's write and its own fails to load
 /// and is tried again at the next change.
 pub async fn watch_tls(tls: Tls, poll: Duration) {
-    let mut last_seen = tls.digest();
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -259,11 +269,9 @@ pub async fn watch_tls(tls: Tls, poll: Duration) {
             got = hung_up => got,
             () = tokio::time::sleep(poll) => false,
         };
-        let now_seen = tls.digest();
-        if !forced && now_seen == last_seen {
+        if !forced && !tls.changed() {
             continue;
         }
-        last_seen = now_seen;
         match tls.reload() {
             Ok(()) => tracing::info!("TLS certificates reloaded"),
             Err(error) => {
