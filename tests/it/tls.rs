@@ -696,3 +696,34 @@ async fn the_validator_trusts_a_ca_written_after_it_started() {
     .await;
     watcher.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_peer_rate_limit_still_sees_the_peer_behind_tls() {
+    use sigil_runtime::{CreateSessionRates, RateLimits};
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("peer");
+    files.identity(&ca.leaf("sigil"));
+    let (mut context, _tls) = with_tls(&h.context, &files.args(false));
+    context.rate_limits = RateLimits::new(CreateSessionRates {
+        per_peer: 3,
+        global: 0,
+    });
+    let server = Server::spawn(&context, Role::Issuer, listener().await);
+    let mut issuer =
+        IssuerServiceClient::new(tls_channel(server.address, &ca, None).await.unwrap());
+    let mut limited = 0;
+    for _ in 0..20 {
+        let result = issuer
+            .create_session(pb::CreateSessionRequest::default())
+            .await;
+        if let Err(status) = result {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            limited += 1;
+        }
+    }
+    assert!(
+        limited > 0,
+        "20 calls at once from one peer, 3 a second allowed"
+    );
+}
