@@ -600,3 +600,10 @@ def test_service_monitor_scrapes_over_tls_with_the_secret():
     assert endpoint["tlsConfig"]["keySecret"] == {"name": "sigil-tls", "key": "tls.key"}
     (endpoint,) = one(render(merged(MINIMAL, monitored)), "ServiceMonitor", PREFIX)["spec"]["endpoints"]
     assert endpoint["scheme"] == "http" and "tlsConfig" not in endpoint
+
+
+def test_notes_show_grpcurl_over_tls_when_tls_is_on():
+    notes = render_files(merged(TLS, {"tls": {"clientCA": True}}))["sigil/templates/NOTES.txt"]
+    assert "-plaintext" not in notes
+    assert f"-cacert ca.crt -cert client.crt -key client.key -servername {PREFIX}-validator" in notes
+    assert "get secret sigil-tls" in notes
