@@ -518,3 +518,92 @@ def test_chart_readme_lists_every_value():
     assert missing == []
     # The three service blocks have the same shape.
     assert _value_paths(defaults["issuer"]) == _value_paths(defaults["validator"]) == _value_paths(defaults["edgeToken"])
+
+
+TLS = merged(MINIMAL, {"tls": {"enabled": True, "secretName": "sigil-tls"}})
+
+
+def test_without_tls_probes_ask_the_grpc_port_and_nothing_is_mounted():
+    docs = render(MINIMAL)
+    config = one(docs, "ConfigMap", f"{PREFIX}-config")["data"]
+    assert not {name for name in config if name.startswith("SIGIL_TLS_")}
+    assert "SIGIL_HEALTH_LISTEN" not in config
+    for key, (component, _binary, health, port) in SERVICES.items():
+        deployment = one(docs, "Deployment", f"{PREFIX}-{component}")
+        main = container(deployment)
+        assert main["readinessProbe"]["grpc"] == {"port": port, "service": health}
+        assert "volumeMounts" not in main
+        assert "volumes" not in deployment["spec"]["template"]["spec"]
+
+
+def test_tls_mounts_the_secret_and_points_every_service_at_its_files():
+    docs = render(TLS)
+    config = one(docs, "ConfigMap", f"{PREFIX}-config")["data"]
+    assert config["SIGIL_TLS_CERT"] == "/etc/sigil/tls/tls.crt"
+    assert config["SIGIL_TLS_KEY"] == "/etc/sigil/tls/tls.key"
+    assert config["SIGIL_TLS_CA"] == "/etc/sigil/tls/ca.crt"
+    assert config["SIGIL_TLS_RELOAD_INTERVAL"] == "30s"
+    assert "SIGIL_TLS_CLIENT_CA" not in config
+    # The validator calls the issuer over TLS, by the name the certificate
+    # must carry.
+    assert config["SIGIL_ISSUER_URL"] == f"https://{PREFIX}-issuer:50051"
+    for component, *_ in SERVICES.values():
+        deployment = one(docs, "Deployment", f"{PREFIX}-{component}")
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "sigil-tls"}}]
+        # A whole-directory mount, never subPath: renewals appear in place.
+        assert container(deployment)["volumeMounts"] == [
+            {"name": "tls", "mountPath": "/etc/sigil/tls", "readOnly": True}]
+
+
+def test_tls_services_say_their_ports_are_https():
+    for component, *_ in SERVICES.values():
+        service = one(render(TLS), "Service", f"{PREFIX}-{component}")
+        assert {port["appProtocol"] for port in service["spec"]["ports"]} == {"https"}
+        plain = one(render(MINIMAL), "Service", f"{PREFIX}-{component}")
+        assert "kubernetes.io/h2c" in {port["appProtocol"] for port in plain["spec"]["ports"]}
+
+
+def test_tls_probes_ask_the_plaintext_health_port():
+    docs = render(TLS)
+    config = one(docs, "ConfigMap", f"{PREFIX}-config")["data"]
+    assert config["SIGIL_HEALTH_LISTEN"] == "0.0.0.0:8086"
+    for component, _binary, health, _port in SERVICES.values():
+        main = container(one(docs, "Deployment", f"{PREFIX}-{component}"))
+        assert main["readinessProbe"]["grpc"] == {"port": 8086, "service": health}
+        assert main["livenessProbe"]["grpc"] == {"port": 8086, "service": ""}
+        assert {"name": "health", "containerPort": 8086, "protocol": "TCP"} in main["ports"]
+
+
+def test_mtls_requires_client_certificates_of_the_secrets_ca():
+    config = one(render(FULL), "ConfigMap", f"{PREFIX}-config")["data"]
+    assert config["SIGIL_TLS_CLIENT_CA"] == "/etc/sigil/tls/ca.crt"
+    assert config["SIGIL_TLS_RELOAD_INTERVAL"] == "10s"
+
+
+def test_tls_without_a_secret_is_refused():
+    with pytest.raises(helm.HelmRenderError, match="tls.secretName"):
+        render(merged(MINIMAL, {"tls": {"enabled": True}}))
+
+
+def test_service_monitor_scrapes_over_tls_with_the_secret():
+    monitored = {"serviceMonitor": {"enabled": True}}
+    (endpoint,) = one(render(merged(TLS, monitored)), "ServiceMonitor", PREFIX)["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {
+        "serverName": f"{PREFIX}-issuer",
+        "ca": {"secret": {"name": "sigil-tls", "key": "ca.crt"}},
+    }
+    # With mTLS Prometheus presents the services' certificate too.
+    (endpoint,) = one(render(FULL), "ServiceMonitor", PREFIX)["spec"]["endpoints"]
+    assert endpoint["tlsConfig"]["cert"] == {"secret": {"name": "sigil-tls", "key": "tls.crt"}}
+    assert endpoint["tlsConfig"]["keySecret"] == {"name": "sigil-tls", "key": "tls.key"}
+    (endpoint,) = one(render(merged(MINIMAL, monitored)), "ServiceMonitor", PREFIX)["spec"]["endpoints"]
+    assert endpoint["scheme"] == "http" and "tlsConfig" not in endpoint
+
+
+def test_notes_show_grpcurl_over_tls_when_tls_is_on():
+    notes = render_files(merged(TLS, {"tls": {"clientCA": True}}))["sigil/templates/NOTES.txt"]
+    assert "-plaintext" not in notes
+    assert f"-cacert ca.crt -cert client.crt -key client.key -servername {PREFIX}-validator" in notes
+    assert "get secret sigil-tls" in notes

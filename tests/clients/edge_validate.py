@@ -2,14 +2,18 @@
 """A client outside Rust: calls Sigil's POST /edge/validate the way Unleash
 tooling does, with only the standard library, and checks the exact JSON.
 
-Usage: edge_validate.py BASE_URL TOKENS_JSON EXPECTED_JSON
+Usage: edge_validate.py BASE_URL TOKENS_JSON EXPECTED_JSON [CA_FILE]
+With CA_FILE (PEM), an https:// BASE_URL is verified against that CA only.
 Exits 0 when every check holds, 1 with a message otherwise.
 """
 
 import json
+import ssl
 import sys
 import urllib.error
 import urllib.request
+
+TLS = None
 
 
 def post(url, body, content_type):
@@ -17,7 +21,7 @@ def post(url, body, content_type):
     if content_type is not None:
         request.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=TLS) as response:
             return response.status, response.headers.get("Content-Type"), response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers.get("Content-Type"), error.read()
@@ -30,7 +34,10 @@ def check(condition, message):
 
 
 def main():
+    global TLS
     base_url, tokens, expected = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    if len(sys.argv) > 4:
+        TLS = ssl.create_default_context(cafile=sys.argv[4])
     url = base_url + "/edge/validate"
 
     body = json.dumps({"tokens": tokens}).encode()

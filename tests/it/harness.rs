@@ -253,8 +253,13 @@ impl Server {
     /// Serves `role` over `context` on `listener`.
     pub fn spawn(context: &Context, role: Role, listener: TcpListener) -> Server {
         let address = listener.local_addr().expect("bound");
+        // A context that can call over TLS calls the issuer over TLS.
+        let scheme = match context.tls.as_ref().is_some_and(|tls| tls.connects()) {
+            true => "https",
+            false => "http",
+        };
         let key_settings = |issuer: SocketAddr| KeySettings {
-            issuer_url: format!("http://{issuer}"),
+            issuer_url: format!("{scheme}://{issuer}"),
             jwks_refresh_interval: Duration::from_millis(50),
             template_cache_ttl: Duration::ZERO,
             session_cache: None,
@@ -295,6 +300,7 @@ impl Server {
             .as_ref()
             .map(|(listener, _)| listener.local_addr().expect("bound"));
         let context = context.clone();
+        let http_tls = context.tls.clone();
         let (shutdown, stop) = watch::channel(false);
         let until_stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -304,7 +310,13 @@ impl Server {
             let http_served = async {
                 match http {
                     Some((listener, routes)) => {
-                        sigil_runtime::serve_http(listener, routes, until_stopped(http_stop)).await
+                        sigil_runtime::serve_http(
+                            listener,
+                            routes,
+                            http_tls,
+                            until_stopped(http_stop),
+                        )
+                        .await
                     }
                     None => Ok(()),
                 }
@@ -574,6 +586,7 @@ impl Harness {
             master_key: Some(MasterKey::from_base64(MASTER_KEY).expect("valid")),
             max_token_lifetime: Duration::from_secs(3600),
             rate_limits: sigil_runtime::RateLimits::default(),
+            tls: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::spawn(&context, Role::All, listener);

@@ -72,4 +72,5 @@ mod session_rules;
 mod shutdown;
 mod state_machine;
 mod storage;
+mod tls;
 mod validator;

@@ -22,6 +22,8 @@ pub struct Cli {
 }
 
 /// sigil-bench's commands.
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start (or reach) Sigil and a baseline server, run the scenarios, report.

@@ -386,6 +386,8 @@ pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
         create_session_rate_per_peer: 0,
         create_session_rate: 0,
         metrics_listen: None,
+        health_listen: None,
+        tls: sigil_runtime::TlsArgs::default(),
     }
 }
 

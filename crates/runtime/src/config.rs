@@ -27,6 +27,9 @@ pub struct CommonArgs {
     #[allow(missing_docs)]
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub tls: crate::TlsArgs,
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     pub max_request_bytes: usize,
@@ -60,6 +63,10 @@ pub struct CommonArgs {
     /// gRPC port too), so scrapes need not reach the client-facing port.
     #[arg(long, env = "SIGIL_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Also answer gRPC health alone on this address, in plaintext even
+    /// with TLS on: for probes that speak no TLS, as the kubelet's.
+    #[arg(long, env = "SIGIL_HEALTH_LISTEN")]
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// Logging.

@@ -44,6 +44,8 @@ pub struct Context {
     pub rate_limits: crate::RateLimits,
     /// The feed of changes (the same store as sessions).
     pub events: Arc<dyn EventStore>,
+    /// TLS for listeners and calls to other services, when configured.
+    pub tls: Option<crate::Tls>,
 }
 
 impl Context {
@@ -114,6 +116,7 @@ impl Context {
                 global: args.create_session_rate,
             }),
             events,
+            tls: args.tls.load()?,
         };
         Ok((context, redis))
     }

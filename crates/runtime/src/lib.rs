@@ -12,6 +12,7 @@ mod rate_limit;
 mod run;
 mod server;
 mod telemetry;
+mod tls;
 mod tokens;
 mod trace_context;
 
@@ -24,6 +25,7 @@ pub use rate_limit::{CreateSessionRates, RateLimits};
 pub use run::{run_service, run_service_with_http};
 pub use server::{Services, serve, serve_http, shutdown_signal};
 pub use telemetry::{OtlpSettings, Telemetry, init_telemetry, init_telemetry_with_writer};
+pub use tls::{Tls, TlsArgs, connect_lazy, watch_tls};
 pub use trace_context::{TraceContext, inject_trace_context};
 
 /// Exit status for a configuration error (`EX_USAGE`).

@@ -74,16 +74,24 @@ async fn run(
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|error| bad_config(format!("cannot listen on {listen}: {error}")))?;
-    let services = services(&context).map_err(bad_config)?;
+    let mut services = services(&context).map_err(bad_config)?;
     let key_watcher = tokio::spawn(crate::watch_admin_keys(
         args.admin.clone(),
         context.admin.clone(),
         Duration::from_secs(2),
     ));
+    let tls_watcher = context
+        .tls
+        .clone()
+        .map(|tls| tokio::spawn(crate::watch_tls(tls.clone(), tls.reload_interval())));
+    let scheme = match context.tls.as_ref().is_some_and(crate::Tls::serves) {
+        true => "TLS",
+        false => "plaintext",
+    };
     let mut side_listeners = Vec::new();
     if let (Some(address), Some(routes)) = (http_listen, services.http_routes()) {
         side_listeners.push(
-            spawn_http(binary, address, routes, "HTTP")
+            spawn_http(binary, address, routes, &context, "HTTP")
                 .await
                 .map_err(bad_config)?,
         );
@@ -91,13 +99,21 @@ async fn run(
     if let Some(address) = args.metrics_listen {
         let routes = crate::metrics::metrics_router();
         side_listeners.push(
-            spawn_http(binary, address, routes, "/metrics")
+            spawn_http(binary, address, routes, &context, "/metrics")
                 .await
                 .map_err(bad_config)?,
         );
     }
+    if let Some(address) = args.health_listen {
+        let health = TcpListener::bind(address)
+            .await
+            .map_err(|error| bad_config(format!("cannot listen on {address}: {error}")))?;
+        let address = health.local_addr().unwrap_or(address);
+        tracing::info!(%address, "{binary} answering gRPC health (plaintext)");
+        services.serve_health_on(health);
+    }
     let address = listener.local_addr().unwrap_or(listen);
-    tracing::info!(%address, "{binary} listening for gRPC");
+    tracing::info!(%address, "{binary} listening for gRPC ({scheme})");
     let served = serve(
         listener,
         services,
@@ -107,6 +123,9 @@ async fn run(
     )
     .await;
     key_watcher.abort();
+    if let Some(tls_watcher) = tls_watcher {
+        tls_watcher.abort();
+    }
     // Every listener heard the same signal: wait for them to drain too,
     // unless gRPC failed on its own and no signal is coming.
     for side in side_listeners {
@@ -139,6 +158,7 @@ async fn spawn_http(
     binary: &str,
     address: SocketAddr,
     routes: axum::Router,
+    context: &Context,
     what: &str,
 ) -> Result<JoinHandle<std::io::Result<()>>, String> {
     let listener = TcpListener::bind(address)
@@ -149,6 +169,7 @@ async fn spawn_http(
     Ok(tokio::spawn(serve_http(
         listener,
         routes,
+        context.tls.clone(),
         shutdown_signal(),
     )))
 }

@@ -1,7 +1,8 @@
 //! Serving: one listener carrying Sigil's services (and their HTTP routes
 //! and `/metrics`, over HTTP/1.1), gRPC health per service
 //! (NOT_SERVING while the store does not answer), reflection v1 and v1alpha
-//! so grpcurl needs no proto files, and a drain on shutdown.
+//! so grpcurl needs no proto files, TLS when the context has it, and a
+//! drain on shutdown.
 
 use std::{future::Future, time::Duration};
 
@@ -12,7 +13,11 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{Context, middleware::Around};
+use crate::{
+    Context,
+    middleware::Around,
+    tls::{Protocols, Tls, TlsListener},
+};
 
 /// The gRPC services one listener carries, and their names for health,
 /// and any HTTP/JSON routes served beside them.
@@ -23,6 +28,9 @@ pub struct Services {
     http: Option<axum::Router>,
     /// Turns true when the server starts draining.
     draining: watch::Sender<bool>,
+    /// A plaintext listener answering gRPC health alone, for probes that
+    /// cannot speak TLS (the kubelet's).
+    health_listener: Option<TcpListener>,
 }
 
 impl Services {
@@ -61,14 +69,24 @@ impl Services {
         self.draining.subscribe()
     }
 
+    /// Also answers gRPC health (and nothing else) on `listener`, in
+    /// plaintext even when the main listener serves TLS: the kubelet's gRPC
+    /// probes speak no TLS. It carries no data beyond SERVING or
+    /// NOT_SERVING.
+    pub fn serve_health_on(&mut self, listener: TcpListener) -> &mut Self {
+        self.health_listener = Some(listener);
+        self
+    }
+
     /// The HTTP/JSON routes, if any were added: for a listener of their own.
     pub fn http_routes(&self) -> Option<axum::Router> {
         self.http.clone()
     }
 }
 
-/// Serves `services` on `listener` until `shutdown` completes, then lets
-/// in-flight calls finish.
+/// Serves `services` on `listener` (over TLS when `context.tls` has a
+/// certificate) until `shutdown` completes, then lets in-flight calls
+/// finish.
 pub async fn serve(
     listener: TcpListener,
     mut services: Services,
@@ -99,6 +117,18 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the descriptor sets are compiled in and valid");
+    let health_only = services.health_listener.take().map(|listener| {
+        let health_service = health_service.clone();
+        tokio::spawn(async move {
+            let served = Server::builder()
+                .add_service(health_service)
+                .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the health listener failed");
+            }
+        })
+    });
     services
         .routes
         .add_service(health_service)
@@ -113,36 +143,68 @@ pub async fn serve(
         http = http.merge(routes);
     }
     let routes = Routes::from(services.routes.routes().into_axum_router().merge(http));
-    // tonic sets TCP_NODELAY only on listeners it binds itself. Without
-    // it, a response whose body h2 writes apart from its trailers (bodies
-    // over 256 bytes) waits for the client's delayed ACK: ~40 ms per call.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let served = Server::builder()
+    let draining = services.draining;
+    let shutdown = async move {
+        shutdown.await;
+        draining.send_replace(true);
+    };
+    let server = Server::builder()
         .accept_http1(true)
         // Outermost, so it counts the codes callers actually get.
         .layer(Around::new(crate::metrics::CallMetrics))
         .layer(Around::new(crate::TraceContext))
         .layer(Around::new(crate::Admission::new(&context.limits)))
-        .layer(context.limits.layer())
-        .serve_with_incoming_shutdown(routes, incoming, async move {
-            shutdown.await;
-            services.draining.send_replace(true);
-        })
-        .await;
+        .layer(context.limits.layer());
+    let served = match context.tls.clone().filter(Tls::serves) {
+        Some(tls) => {
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(crate::tls::accept(
+                listener,
+                tls,
+                Protocols::Grpc,
+            ));
+            server
+                .serve_with_incoming_shutdown(routes, incoming, shutdown)
+                .await
+        }
+        None => {
+            // tonic sets TCP_NODELAY only on listeners it binds itself.
+            // Without it, a response whose body h2 writes apart from its
+            // trailers (bodies over 256 bytes) waits for the client's
+            // delayed ACK: ~40 ms per call.
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            server
+                .serve_with_incoming_shutdown(routes, incoming, shutdown)
+                .await
+        }
+    };
     watcher.abort();
+    if let Some(health_only) = health_only {
+        health_only.abort();
+    }
     served
 }
 
-/// Serves HTTP/JSON `routes` alone on `listener` until `shutdown`
-/// completes, then lets in-flight requests finish.
+/// Serves HTTP/JSON `routes` alone on `listener` (over TLS when `tls` has
+/// a certificate) until `shutdown` completes, then lets in-flight requests
+/// finish.
 pub async fn serve_http(
     listener: TcpListener,
     routes: axum::Router,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls.filter(Tls::serves) {
+        Some(tls) => {
+            axum::serve(TlsListener::new(listener, tls)?, routes)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, routes)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// Keeps each named service's health in step with whether the store

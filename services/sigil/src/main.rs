@@ -10,7 +10,8 @@ use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::AdminKey;
 use sigil_jwt::MasterKey;
 use sigil_runtime::{
-    AdminArgs, CommonArgs, JwtArgs, LogArgs, Services, SessionArgs, StoreArgs, run_service,
+    AdminArgs, CommonArgs, EXIT_BAD_CONFIG, JwtArgs, LogArgs, Services, SessionArgs, StoreArgs,
+    TlsArgs, run_service,
 };
 use sigil_validator::KeySettings;
 
@@ -43,6 +44,8 @@ struct DevArgs {
     jwt: JwtArgs,
     #[command(flatten)]
     session_cache: sigil_validator::SessionCacheArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     max_request_bytes: usize,
@@ -56,7 +59,7 @@ fn main() -> ExitCode {
     let Command::Dev(mut dev) = Cli::parse().command;
     if dev.admin.admin_keys.is_empty() && dev.admin.admin_keys_file.is_none() {
         let key = AdminKey::generate_text(&mut UnwrapErr(SysRng));
-        print_banner(dev.listen, &key);
+        print_banner(dev.listen, &key, dev.tls.tls_cert.is_some());
         dev.admin.admin_keys.push(key);
     }
     // Everything lives in memory, so a key for this run only is enough.
@@ -68,8 +71,21 @@ fn main() -> ExitCode {
         ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], dev.listen.port())),
         _ => dev.listen,
     };
+    // Over TLS the validator verifies its own certificate: it needs the CA,
+    // and the certificate must name the address it calls (127.0.0.1).
+    let scheme = match dev.tls.tls_cert.is_some() {
+        true if dev.tls.tls_ca.is_none() => {
+            eprintln!(
+                "sigil dev: with SIGIL_TLS_CERT, set SIGIL_TLS_CA to the CA of that \
+                 certificate: the validator calls the issuer on {own_address} over TLS"
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+        true => "https",
+        false => "http",
+    };
     let key_settings = KeySettings {
-        issuer_url: format!("http://{own_address}"),
+        issuer_url: format!("{scheme}://{own_address}"),
         jwks_refresh_interval: std::time::Duration::from_secs(1),
         template_cache_ttl: std::time::Duration::from_secs(1),
         session_cache: dev.session_cache.settings(),
@@ -89,6 +105,7 @@ fn main() -> ExitCode {
         admin: dev.admin,
         session: dev.session,
         jwt: dev.jwt,
+        tls: dev.tls,
         max_request_bytes: dev.max_request_bytes,
         max_concurrent_requests: 4096,
         create_session_rate_per_peer: 1_000,
@@ -97,6 +114,7 @@ fn main() -> ExitCode {
         max_batch_size: dev.max_batch_size,
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
+        health_listen: None,
     };
     run_service("sigil dev", dev.listen, &common, |context| {
         let mut services = Services::default();
@@ -107,19 +125,28 @@ fn main() -> ExitCode {
     })
 }
 
-fn print_banner(listen: SocketAddr, admin_key: &str) {
+fn print_banner(listen: SocketAddr, admin_key: &str, tls: bool) {
+    // Over TLS, grpcurl and curl need the CA instead of plaintext.
+    let (plaintext, curl_ca, scheme) = match tls {
+        true => (
+            "-cacert \"$SIGIL_TLS_CA\"",
+            " --cacert \"$SIGIL_TLS_CA\"",
+            "https",
+        ),
+        false => ("-plaintext", "", "http"),
+    };
     println!(
         "Sigil dev: issuer, validator and edge-token on {listen}, sessions in memory.\n\
          Admin key for this run (set SIGIL_ADMIN_KEYS to choose your own):\n  {admin_key}\n\
          Try it (grpcurl works by reflection, no proto files needed):\n  \
-         grpcurl -plaintext -d '{{\"subject\":\"alice\"}}' {listen} sigil.v1.IssuerService/CreateSession\n  \
-         grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\\n    \
+         grpcurl {plaintext} -d '{{\"subject\":\"alice\"}}' {listen} sigil.v1.IssuerService/CreateSession\n  \
+         grpcurl {plaintext} -H 'authorization: Bearer {admin_key}' \\\n    \
          -d '{{\"nonce\":\"<nonce>\",\"permissions\":[\"token:read\"]}}' {listen} sigil.v1.IssuerService/AuthorizeSession\n  \
-         grpcurl -plaintext -H 'authorization: Bearer <session_key>' {listen} sigil.v1.ValidatorService/WhoAmI\n\
+         grpcurl {plaintext} -H 'authorization: Bearer <session_key>' {listen} sigil.v1.ValidatorService/WhoAmI\n\
          API tokens (Unleash's POST /edge/validate answers on this same port, over HTTP/1.1):\n  \
-         grpcurl -plaintext -H 'authorization: Bearer {admin_key}' \\\n    \
+         grpcurl {plaintext} -H 'authorization: Bearer {admin_key}' \\\n    \
          -d '{{\"token_name\":\"sdk\",\"type\":\"API_TOKEN_TYPE_BACKEND\",\"projects\":[\"default\"],\"environment\":\"development\"}}' \\\n    \
          {listen} sigil.v1.EdgeTokenService/CreateApiToken\n  \
-         curl -s -H 'content-type: application/json' -d '{{\"tokens\":[\"<token>\"]}}' http://{listen}/edge/validate"
+         curl -s{curl_ca} -H 'content-type: application/json' -d '{{\"tokens\":[\"<token>\"]}}' {scheme}://{listen}/edge/validate"
     );
 }

@@ -13,7 +13,7 @@ use sigil_jwt::{StoredTemplate, VerifyingKey};
 use sigil_proto::{jwt::jwk_from_pb, v1 as pb};
 use sigil_runtime::Context;
 use tokio::sync::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::Instrument;
 
 use pb::issuer_service_client::IssuerServiceClient;
@@ -21,7 +21,8 @@ use pb::issuer_service_client::IssuerServiceClient;
 /// Where and how often the validator asks the issuer for keys.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
-    /// The issuer's gRPC address, `http://host:port`.
+    /// The issuer's gRPC address, `http://host:port`, or `https://host:port`
+    /// to call it over TLS (verified against `SIGIL_TLS_CA`).
     pub issuer_url: String,
     /// An unknown `kid` triggers at most one JWKS fetch per this interval,
     /// so a flood of made-up kids cannot hammer the issuer; such a request
@@ -46,13 +47,18 @@ pub(crate) struct KeyCache {
 impl KeyCache {
     /// A cache that connects to the issuer lazily: the validator may start
     /// before the issuer does.
-    pub(crate) fn new(settings: &KeySettings) -> Result<Self, String> {
-        let endpoint = Endpoint::from_shared(settings.issuer_url.clone())
-            .map_err(|error| format!("bad --issuer-url {:?}: {error}", settings.issuer_url))?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(2));
+    pub(crate) fn new(
+        settings: &KeySettings,
+        tls: Option<&sigil_runtime::Tls>,
+    ) -> Result<Self, String> {
+        let channel = sigil_runtime::connect_lazy(&settings.issuer_url, tls, |endpoint| {
+            endpoint
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(2))
+        })
+        .map_err(|error| format!("SIGIL_ISSUER_URL: {error}"))?;
         Ok(KeyCache {
-            issuer: IssuerServiceClient::new(endpoint.connect_lazy()),
+            issuer: IssuerServiceClient::new(channel),
             keys: RwLock::default(),
             last_fetch: Mutex::default(),
             refresh_interval: settings.jwks_refresh_interval,
@@ -87,7 +93,13 @@ impl KeyCache {
         }
         let fetched = self.fetch_jwks().await;
         *last_fetch = Some(Instant::now());
-        let jwks = fetched.map_err(|status| Error::Unavailable(Box::new(status)))?;
+        let jwks = fetched.map_err(|status| {
+            // The cause (a refused connection, a certificate the CA does not
+            // vouch for) is in the status's sources: say it where operators
+            // look.
+            tracing::warn!(error = %error_chain(&status), "cannot fetch the issuer's signing keys");
+            Error::Unavailable(Box::new(status))
+        })?;
         let keys: HashMap<String, VerifyingKey> = jwks
             .into_inner()
             .keys
@@ -176,4 +188,16 @@ impl TemplateCache {
         entries.insert(name.to_owned(), (Instant::now(), template.clone()));
         Ok(template)
     }
+}
+
+/// `error` and each of its sources, joined by ": ".
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

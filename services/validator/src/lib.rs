@@ -62,7 +62,7 @@ pub fn add_to(
     }
     let server = ValidatorServiceServer::new(Validator {
         context: context.clone(),
-        keys: Arc::new(keys::KeyCache::new(settings)?),
+        keys: Arc::new(keys::KeyCache::new(settings, context.tls.as_ref())?),
         templates: Arc::new(keys::TemplateCache::new(settings.template_cache_ttl)),
     })
     .max_decoding_message_size(context.limits.max_request_bytes);

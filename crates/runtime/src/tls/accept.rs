@@ -1,0 +1,113 @@
+//! The server side: TCP connections accepted, their TLS handshakes run
+//! concurrently, each bounded by the handshake timeout, so a slow or
+//! failing client holds up no one; only completed connections reach the
+//! server.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
+
+use super::{Protocols, Tls};
+
+/// How many completed handshakes may wait for the server to take them.
+const BACKLOG: usize = 128;
+
+/// Accepts connections on `listener` and yields those whose handshake
+/// completed, with the configuration in force when each arrived. The task
+/// accepting ends when the receiver is dropped.
+pub(crate) fn accept(
+    listener: TcpListener,
+    tls: Tls,
+    protocols: Protocols,
+) -> mpsc::Receiver<io::Result<TlsStream<TcpStream>>> {
+    let (sender, receiver) = mpsc::channel(BACKLOG);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = sender.closed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, mostly: give the process a
+                    // moment rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Without it, a response h2 writes apart from its trailers
+            // waits for the client's delayed ACK (see `serve`).
+            let _ = stream.set_nodelay(true);
+            let Some(config) = tls.server_config(protocols) else {
+                return;
+            };
+            let sender = sender.clone();
+            let timeout = tls.handshake_timeout();
+            tokio::spawn(async move {
+                let handshake = TlsAcceptor::from(config).accept(stream);
+                let result = match tokio::time::timeout(timeout, handshake).await {
+                    Ok(Ok(stream)) => {
+                        let _ = sender.send(Ok(stream)).await;
+                        "ok"
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        "failed"
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        "timeout"
+                    }
+                };
+                metrics::counter!("sigil_tls_handshakes_total", "result" => result).increment(1);
+            });
+        }
+    });
+    receiver
+}
+
+/// An axum listener over [`accept`], for HTTP/1.1-only ports.
+pub(crate) struct TlsListener {
+    connections: mpsc::Receiver<io::Result<TlsStream<TcpStream>>>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    /// Serves TLS on `listener`.
+    pub(crate) fn new(listener: TcpListener, tls: Tls) -> io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        Ok(TlsListener {
+            connections: accept(listener, tls, Protocols::Http1),
+            local,
+        })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.connections.recv().await {
+                Some(Ok(stream)) => {
+                    let peer = stream.get_ref().0.peer_addr().unwrap_or(self.local);
+                    return (stream, peer);
+                }
+                Some(Err(_)) => continue,
+                // The accepting task is gone: nothing will arrive again.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
