@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the pure pieces on Sigil's hot path: reading a
-//! session token (prefix, base64, CRC-32), hashing its secret, and deciding
-//! access over glob rules. `cargo bench -p sigil-bench`.
+//! session token (prefix, base64, CRC-32), hashing its secret, deciding
+//! access over glob rules, and writing a WhoAmI answer.
+//! `cargo bench -p sigil-bench`.
 
 #![allow(missing_docs)]
 
@@ -8,9 +9,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use getrandom::{SysRng, rand_core::UnwrapErr};
+use prost::Message;
 use sigil_domain::{
-    AccessDecision, AccessRule, FieldPath, Permission, SecretHash, SessionId, SessionKey,
+    AccessDecision, AccessRule, AssuranceLevel, FieldPath, Permission, SecretHash, Session,
+    SessionId, SessionKey, SessionState, Subject, Timestamp,
 };
+use sigil_proto::v1 as pb;
 
 fn session_key_parse(c: &mut Criterion) {
     let mut rng = UnwrapErr(SysRng);
@@ -89,5 +93,59 @@ fn access_decision(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, session_key_parse, secret_hash, access_decision);
+/// A WhoAmI answer for a session shaped like sigil-bench's (one
+/// permission, two rules): the conversion to the wire type, then the
+/// encoding; what a near-cache hit costs beyond the lookup.
+fn who_am_i_answer(c: &mut Criterion) {
+    let field = FieldPath::from("rules");
+    let rule = |priority, description: &str, resource, permission: &str| {
+        AccessRule::new(
+            priority,
+            description.to_owned(),
+            resource,
+            &[permission.to_owned()],
+            &field,
+        )
+        .expect("valid rule")
+    };
+    let session = Session {
+        id: SessionId::generate(&mut UnwrapErr(SysRng)),
+        subject: Some(Subject::parse("bench-user-42", "subject").expect("valid subject")),
+        state: SessionState::Active,
+        permissions: vec![Permission::parse("token:read", &field).expect("valid permission")],
+        rules: vec![
+            rule(1, "card tokens", "tokens/pci/*", "token:reveal"),
+            rule(2, "every other token", "tokens/**", "token:list"),
+        ],
+        metadata: Default::default(),
+        created_at: Timestamp::from_unix_ms(1_790_000_000_000),
+        authorized_at: Some(Timestamp::from_unix_ms(1_790_000_000_100)),
+        expires_at: Timestamp::from_unix_ms(1_790_000_900_000),
+        revoked_at: None,
+        assurance_level: AssuranceLevel::Aal1,
+    };
+    c.bench_function("WhoAmI answer: Session to the wire type", |b| {
+        b.iter(|| pb::Session::from(black_box(&session)))
+    });
+    let mut buffer = Vec::with_capacity(1024);
+    c.bench_function("WhoAmI answer: converted and encoded", |b| {
+        b.iter(|| {
+            buffer.clear();
+            let answer = pb::WhoAmIResponse {
+                session: Some(pb::Session::from(black_box(&session))),
+                tokenized: String::new(),
+            };
+            answer.encode(&mut buffer).expect("the buffer grows");
+            buffer.len()
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    session_key_parse,
+    secret_hash,
+    access_decision,
+    who_am_i_answer
+);
 criterion_main!(benches);
