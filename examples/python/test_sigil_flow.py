@@ -63,9 +63,18 @@ def pb(tmp_path_factory):
     return sigil_stubs.load(tmp_path_factory.mktemp("stubs"))
 
 
-@pytest.fixture(scope="session")
-def sigil(tmp_path_factory):
+# Every test runs against a `sigil dev` free to use every CPU (Tokio's
+# multi-thread runtime) and one pinned to a single CPU (the current-thread
+# runtime Sigil picks there).
+PLACEMENTS = {"every-cpu": ([], "multi-thread"), "one-cpu": (["taskset", "-c", "0"], "current-thread")}
+
+
+@pytest.fixture(scope="session", params=sorted(PLACEMENTS))
+def sigil(request, tmp_path_factory):
     """A running `sigil dev`: (address, admin key, channel)."""
+    pin, scheduler = PLACEMENTS[request.param]
+    if not pin and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("this machine gives the tests a single CPU")
     binary = sigil_binary()
     assert binary.is_file(), f"{binary} not found: run `cargo build --bin sigil` or set SIGIL_BIN"
     admin_key = secrets.token_urlsafe(32)
@@ -74,10 +83,10 @@ def sigil(tmp_path_factory):
     # bind; then sigil exits and the next attempt picks another port.
     for _attempt in range(3):
         address = f"127.0.0.1:{free_port()}"
-        env = {**os.environ, "SIGIL_ADMIN_KEYS": admin_key, "SIGIL_LOG": "warn"}
+        env = {**os.environ, "SIGIL_ADMIN_KEYS": admin_key, "SIGIL_LOG": "warn,sigil_runtime::run=info", "NO_COLOR": "1"}
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [str(binary), "dev", "--listen", address], env=env, stdout=log, stderr=subprocess.STDOUT
+                [*pin, str(binary), "dev", "--listen", address], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         channel = grpc.insecure_channel(address)
         try:
@@ -89,6 +98,9 @@ def sigil(tmp_path_factory):
         channel.close()
     else:
         raise AssertionError(f"sigil dev exited at start three times; last log:\n{log_path.read_text()}")
+    if f"scheduler={scheduler}" not in log_path.read_text():
+        process.kill()
+        raise AssertionError(f"expected the {scheduler} runtime; log:\n{log_path.read_text()}")
     yield address, admin_key, channel
     channel.close()
     process.terminate()
