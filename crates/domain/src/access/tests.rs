@@ -117,3 +117,21 @@ fn permission_lists_drop_repeats_and_cap_length() {
     assert_eq!(listed.len(), 2);
     assert!(Permission::parse_list(&vec!["a".into(); 101], &field).is_err());
 }
+
+#[test]
+fn stored_globs_compile_on_first_match_and_a_broken_one_grants_nothing() {
+    let read: ResourceGlob = serde_json::from_str(r#""tokens/pci/*""#).expect("a string");
+    assert_eq!(read.as_str(), "tokens/pci/*");
+    assert!(read.matches("tokens/pci/4111"));
+    assert!(!read.matches("tokens/pci/4111/cvv"));
+    // Never written by Sigil (parse refuses it), so only a corrupt record
+    // carries it: the rule matches nothing rather than failing open.
+    let broken: ResourceGlob = serde_json::from_str(r#""tokens/[a""#).expect("a string");
+    assert!(ResourceGlob::parse("tokens/[a", &field()).is_err());
+    assert!(!broken.matches("tokens/[a"));
+    assert!(!broken.matches("tokens/a"));
+    assert_eq!(
+        serde_json::to_string(&broken).expect("serializes"),
+        r#""tokens/[a""#
+    );
+}
