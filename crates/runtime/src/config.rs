@@ -113,8 +113,9 @@ pub struct StoreArgs {
     /// it gets RESOURCE_EXHAUSTED (0: no limit).
     #[arg(long, env = "SIGIL_MAX_PENDING_SESSIONS", default_value_t = sigil_store::DEFAULT_MAX_PENDING_SESSIONS)]
     pub max_pending_sessions: usize,
-    /// Acknowledge a revocation or a used nonce only once this many Redis
-    /// replicas hold it (`WAIT`); 0: once the primary has it.
+    /// Acknowledge a revocation, a used nonce or `jti`, or an API token
+    /// revocation only once this many Redis replicas hold it (`WAIT`); 0:
+    /// once the primary has it.
     #[arg(long, env = "SIGIL_REDIS_CONFIRM_REPLICAS", default_value_t = 0)]
     pub redis_confirm_replicas: usize,
     /// How long to wait for those replicas before answering UNAVAILABLE.
