@@ -49,6 +49,7 @@ macro_rules! all_stores {
 mod abuse;
 mod admin;
 mod batch;
+mod confirm_aof;
 mod durability;
 mod edge;
 mod errors;

@@ -116,6 +116,7 @@ fn redis_config_template() -> sigil_store::RedisConfig {
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
         confirm_replicas: 0,
+        confirm_aof: false,
         confirm_timeout: Duration::from_millis(100),
     }
 }

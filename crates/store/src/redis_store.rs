@@ -122,7 +122,11 @@ pub struct RedisConfig {
     /// API token revocation before it is acknowledged (`WAIT`); 0
     /// acknowledges once the primary has it.
     pub confirm_replicas: usize,
-    /// How long to wait for those replicas before answering UNAVAILABLE.
+    /// Whether the same writes are acknowledged only once the primary has
+    /// fsynced them to its append-only file (`WAITAOF 1 0`; Redis 7.2+).
+    pub confirm_aof: bool,
+    /// How long to wait for those replicas, and for the fsync, before
+    /// answering UNAVAILABLE.
     pub confirm_timeout: Duration,
 }
 

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use redis::Value;
+use redis::{FromRedisValue, Value};
 use sigil_domain::{Error, Event, Result};
 
 use super::{
@@ -30,13 +30,19 @@ use super::{
 /// only needs to reach the replicas.
 const MARKER_TTL_MS: u64 = 60_000;
 
-/// Writes that must reach replicas before they are acknowledged: on a
-/// connection of their own, since `WAIT` counts the replicas holding every
-/// earlier write of the connection it is sent on, and blocks it meanwhile.
+/// Writes that must reach replicas, or the primary's disk, before they are
+/// acknowledged: on a connection of their own, since `WAIT` and `WAITAOF`
+/// count what holds every earlier write of the connection they are sent
+/// on, and block it meanwhile.
 #[derive(Clone)]
 pub(super) struct Confirmation {
     connection: Connection,
+    /// Replicas that must have received the write (`WAIT`); 0: none.
     replicas: usize,
+    /// Whether the primary must have fsynced it to its append-only file
+    /// (`WAITAOF 1 0`).
+    aof: bool,
+    /// How long each of those waits may take.
     timeout: Duration,
 }
 
@@ -46,14 +52,29 @@ impl Confirmation {
         target: &Target,
         config: &RedisConfig,
     ) -> Result<Option<Confirmation>, RedisConfigError> {
-        if config.confirm_replicas == 0 {
+        if config.confirm_replicas == 0 && !config.confirm_aof {
             return Ok(None);
         }
+        let waits = u32::from(config.confirm_replicas > 0) + u32::from(config.confirm_aof);
         Ok(Some(Confirmation {
-            connection: target.lazy(config.timeout, config.timeout + config.confirm_timeout)?,
+            connection: target.lazy(
+                config.timeout,
+                config.timeout + config.confirm_timeout * waits,
+            )?,
             replicas: config.confirm_replicas,
+            aof: config.confirm_aof,
             timeout: config.confirm_timeout,
         }))
+    }
+
+    /// The longest one confirmed write may take, its waits included.
+    fn deadline(&self, timeout: Duration) -> Duration {
+        let waits = u32::from(self.replicas > 0) + u32::from(self.aof);
+        timeout + self.timeout * waits
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -70,39 +91,66 @@ impl RedisStore {
         confirmed.map(|()| value)
     }
 
-    /// Runs `write` and then `WAIT` as [`confirmed`](Self::confirmed) does,
-    /// and answers the write's reply together with whether enough replicas
-    /// acknowledged it. On a cluster both go, as one pipeline, to the node
-    /// that owns the written key's slot, so `WAIT` counts its replicas.
+    /// Runs `write` and then `WAIT` (and `WAITAOF`) as
+    /// [`confirmed`](Self::confirmed) does, and answers the write's reply
+    /// together with whether it is confirmed. On a cluster they go, as one
+    /// pipeline, to the node that owns the written key's slot, so `WAIT`
+    /// counts its replicas and `WAITAOF` its disk. A `WAITAOF` Redis
+    /// refuses (`appendonly no`) is UNAVAILABLE, the write standing.
     pub(super) async fn write_and_wait<T: redis::FromRedisValue>(
         &self,
         confirmation: &Confirmation,
         write: redis::Cmd,
     ) -> Result<(T, Result<()>)> {
         let mut pipe = redis::pipe();
-        pipe.add_command(write)
-            .cmd("WAIT")
-            .arg(confirmation.replicas)
-            .arg(u64::try_from(confirmation.timeout.as_millis()).unwrap_or(u64::MAX));
+        pipe.add_command(write);
+        if confirmation.replicas > 0 {
+            pipe.cmd("WAIT")
+                .arg(confirmation.replicas)
+                .arg(confirmation.timeout_ms());
+        }
+        if confirmation.aof {
+            pipe.cmd("WAITAOF")
+                .arg(1)
+                .arg(0)
+                .arg(confirmation.timeout_ms());
+        }
         let mut connection = confirmation.connection.clone();
-        let (value, acknowledged) = self
+        let replies: Vec<Value> = self
             .call_within(
-                self.timeout + confirmation.timeout,
-                pipe.query_async::<(T, usize)>(&mut connection),
+                confirmation.deadline(self.timeout),
+                pipe.query_async(&mut connection),
             )
             .await?;
-        if acknowledged < confirmation.replicas {
-            metrics::counter!("sigil_store_errors_total", "store" => "redis").increment(1);
-            let unconfirmed = Error::Unavailable(
-                format!(
+        let mut replies = replies.into_iter();
+        let corrupt = |error: redis::ParsingError| Error::CorruptRecord(Box::new(error));
+        let value = T::from_redis_value(replies.next().unwrap_or(Value::Nil)).map_err(corrupt)?;
+        let mut unconfirmed = None;
+        if confirmation.replicas > 0 {
+            let acknowledged =
+                usize::from_redis_value(replies.next().unwrap_or(Value::Nil)).map_err(corrupt)?;
+            if acknowledged < confirmation.replicas {
+                unconfirmed = Some(format!(
                     "{acknowledged} of {} replicas confirmed the write",
                     confirmation.replicas
-                )
-                .into(),
-            );
-            return Ok((value, Err(unconfirmed)));
+                ));
+            }
         }
-        Ok((value, Ok(())))
+        if confirmation.aof {
+            let (fsynced, _): (usize, usize) =
+                FromRedisValue::from_redis_value(replies.next().unwrap_or(Value::Nil))
+                    .map_err(corrupt)?;
+            if fsynced < 1 && unconfirmed.is_none() {
+                unconfirmed = Some("the primary did not fsync the write in time".to_owned());
+            }
+        }
+        match unconfirmed {
+            Some(why) => {
+                metrics::counter!("sigil_store_errors_total", "store" => "redis").increment(1);
+                Ok((value, Err(Error::Unavailable(why.into()))))
+            }
+            None => Ok((value, Ok(()))),
+        }
     }
 
     /// Confirms whatever the primary holds under `hash_tag`'s slot, for a
@@ -172,5 +220,59 @@ impl RedisStore {
             eval.arg(arg);
         }
         self.write_and_wait(confirmation, eval).await
+    }
+}
+
+impl RedisStore {
+    /// Checks once that Redis can confirm writes as configured: with
+    /// `confirm_aof`, that every primary knows `WAITAOF` (Redis 7.2+) and
+    /// has `appendonly yes`, for a clear startup error instead of every
+    /// confirmed write answering UNAVAILABLE. A Redis that cannot be
+    /// reached now is not an error: the check is left to the writes.
+    pub async fn check_confirmation(&self) -> Result<(), RedisConfigError> {
+        if !self
+            .confirmation
+            .as_ref()
+            .is_some_and(|confirmation| confirmation.aof)
+        {
+            return Ok(());
+        }
+        // On a fresh connection, which wrote nothing, WAITAOF returns at
+        // once; on a cluster the client sends it to every primary.
+        let check = async {
+            let mut connection = self.target.dedicated(self.timeout, self.timeout).await?;
+            redis::cmd("WAITAOF")
+                .arg(1)
+                .arg(0)
+                .arg(1)
+                .query_async::<Value>(&mut connection)
+                .await
+                .map(drop)
+        };
+        let error = match tokio::time::timeout(self.timeout, check).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                tracing::warn!("Redis does not answer yet; WAITAOF is not checked");
+                return Ok(());
+            }
+        };
+        let text = error.to_string();
+        if text.contains("appendonly") {
+            Err(RedisConfigError::new(
+                "Redis has appendonly off, so WAITAOF cannot confirm a write: turn \
+                 `appendonly yes` on, or this setting off",
+            ))
+        } else if text.to_ascii_lowercase().contains("unknown command") {
+            Err(RedisConfigError::new(
+                "this Redis has no WAITAOF: it needs Redis 7.2 or newer (or Valkey)",
+            ))
+        } else {
+            tracing::warn!(
+                category = error.category(),
+                "Redis does not answer yet; WAITAOF is not checked"
+            );
+            Ok(())
+        }
     }
 }
