@@ -49,6 +49,7 @@ macro_rules! all_stores {
 mod abuse;
 mod admin;
 mod batch;
+mod cluster_faults;
 mod confirm_aof;
 mod durability;
 mod edge;
