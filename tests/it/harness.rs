@@ -32,6 +32,8 @@ pub use tonic_health::pb::health_client::HealthClient;
 
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/proxy.rs"]
+pub mod proxy;
 pub use cluster::{ClusterLease, RedisCluster};
 
 /// The admin key every harness accepts.
@@ -149,6 +151,12 @@ impl RedisServer {
     /// Starts a replica of `primary` that keeps nothing on disk, and waits
     /// until it is in sync (and again after each restart).
     pub async fn start_replica_of(primary: &RedisServer) -> RedisServer {
+        RedisServer::start_replica_through(primary.port).await
+    }
+
+    /// Starts a replica of the primary reached on `port` (which may be a
+    /// [`proxy::TcpProxy`] to it), and waits until it is in sync.
+    pub async fn start_replica_through(port: u16) -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             binary: PathBuf::from("redis-server"),
@@ -163,7 +171,7 @@ impl RedisServer {
             ]
             .map(String::from)
             .into_iter()
-            .chain([primary.port.to_string()])
+            .chain([port.to_string()])
             .collect(),
             dir: None,
         };
@@ -188,6 +196,11 @@ impl RedisServer {
             assert!(started.elapsed() < DEADLINE, "the replica did not sync");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:<port>`.

@@ -66,6 +66,7 @@ mod metrics;
 mod near_cache;
 mod nonce;
 mod outage;
+mod partition;
 mod redis_access;
 mod redis_cluster;
 mod reflection;
