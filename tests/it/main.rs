@@ -76,4 +76,5 @@ mod shutdown;
 mod state_machine;
 mod storage;
 mod tls;
+mod tls_cluster;
 mod validator;
