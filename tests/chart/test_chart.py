@@ -607,3 +607,70 @@ def test_notes_show_grpcurl_over_tls_when_tls_is_on():
     assert "-plaintext" not in notes
     assert f"-cacert ca.crt -cert client.crt -key client.key -servername {PREFIX}-validator" in notes
     assert "get secret sigil-tls" in notes
+
+
+# --- a whole Redis URL and a Redis CA from the cluster's own objects ---------
+
+URL_SECRET = {"redis": {"urlSecret": {"name": "redis-conn", "key": "url"}}}
+
+
+def test_redis_url_from_a_secret_is_referenced_never_built():
+    # No host needed: the URL (rediss://, redis+cluster://, an ACL user and
+    # its password) is all in the Secret, and nothing of it in a manifest.
+    docs = render(merged(URL_SECRET, {"redis": {"auth": {"enabled": True}}}))
+    for component, *_ in SERVICES.values():
+        env = env_of(one(docs, "Deployment", f"{PREFIX}-{component}"))
+        assert env["SIGIL_REDIS_URL"] == {
+            "name": "SIGIL_REDIS_URL",
+            "valueFrom": {"secretKeyRef": {"name": "redis-conn", "key": "url"}},
+        }
+        assert "SIGIL_REDIS_PASSWORD" not in env
+        assert "SIGIL_REDIS_CA_FILE" not in env
+    # redis.auth is ignored: the chart's Secret wants no Redis password.
+    assert "redis-password" not in one(docs, "Secret", f"{PREFIX}-secret").get("data", {})
+    notes = next(text for path, text in render_files(URL_SECRET).items() if path.endswith("NOTES.txt"))
+    assert "the URL in Secret redis-conn (key url)" in notes
+
+
+def test_redis_url_secret_and_the_bundled_redis_exclude_each_other():
+    with pytest.raises(helm.HelmRenderError, match="redis.urlSecret and redis.bundled.enabled"):
+        render(merged(URL_SECRET, BUNDLED))
+
+
+@pytest.mark.parametrize(
+    "ca, volume",
+    [
+        ({"secretName": "redis-tls"}, {"name": "redis-ca", "secret": {"secretName": "redis-tls"}}),
+        ({"configMapName": "redis-roots", "key": "roots.pem"},
+         {"name": "redis-ca", "configMap": {"name": "redis-roots"}}),
+    ],
+    ids=["secret", "configmap"],
+)
+def test_redis_ca_is_mounted_and_named_in_sigil_redis_ca_file(ca, volume):
+    values = merged(URL_SECRET, {"redis": {"ca": ca}})
+    docs = render(values)
+    key = ca.get("key", "ca.crt")
+    for component, *_ in SERVICES.values():
+        deployment = one(docs, "Deployment", f"{PREFIX}-{component}")
+        assert env_of(deployment)["SIGIL_REDIS_CA_FILE"]["value"] == f"/etc/sigil/redis-ca/{key}"
+        assert deployment["spec"]["template"]["spec"]["volumes"] == [volume]
+        assert container(deployment)["volumeMounts"] == [
+            {"name": "redis-ca", "mountPath": "/etc/sigil/redis-ca", "readOnly": True}]
+    for kube_version in KUBE_VERSIONS:
+        for doc in docs:
+            kubernetes_validate.validate(doc, kube_version, strict=True)
+
+
+def test_redis_ca_beside_tls_mounts_both():
+    values = merged(TLS, URL_SECRET, {"redis": {"ca": {"secretName": "redis-tls"}}})
+    deployment = one(render(values), "Deployment", f"{PREFIX}-validator")
+    assert [volume["name"] for volume in deployment["spec"]["template"]["spec"]["volumes"]] == [
+        "tls", "redis-ca"]
+    assert [mount["mountPath"] for mount in container(deployment)["volumeMounts"]] == [
+        "/etc/sigil/tls", "/etc/sigil/redis-ca"]
+
+
+def test_redis_ca_from_both_a_secret_and_a_configmap_is_refused():
+    values = merged(MINIMAL, {"redis": {"ca": {"secretName": "a", "configMapName": "b"}}})
+    with pytest.raises(helm.HelmRenderError, match="not both"):
+        render(values)

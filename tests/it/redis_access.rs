@@ -31,28 +31,12 @@ struct TlsRedis {
 
 impl TlsRedis {
     async fn start() -> TlsRedis {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "sigil test CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "redis");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .unwrap()
             .port();
         let dir = std::env::temp_dir().join(format!("sigil-tls-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let ca_pem = write_certificates(&dir);
         let file = |name: &str| dir.join(name).display().to_string();
         let child = Command::new("redis-server")
             .args(["--port", "0", "--tls-port", &port.to_string()])
@@ -70,7 +54,7 @@ impl TlsRedis {
             port,
             child,
             dir,
-            ca_pem: ca.pem(),
+            ca_pem,
         };
         let store = RedisStore::new(&server.config(true)).expect("valid url");
         let started = Instant::now();
@@ -100,7 +84,33 @@ impl Drop for TlsRedis {
     }
 }
 
-fn plain_config(url: &str) -> sigil_store::RedisConfig {
+/// Writes `cert.pem` and `key.pem` (for `127.0.0.1`, as server and as
+/// client, which a cluster's nodes are to each other) and `ca.pem`, the CA
+/// made here that signed them, into `dir`; returns the CA's PEM.
+pub(crate) fn write_certificates(dir: &std::path::Path) -> String {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sigil test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "redis");
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    ca.pem()
+}
+
+pub(crate) fn plain_config(url: &str) -> sigil_store::RedisConfig {
     sigil_store::RedisConfig {
         url: url.to_owned(),
         ..redis_config_template()
@@ -116,12 +126,13 @@ fn redis_config_template() -> sigil_store::RedisConfig {
         event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
         max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
         confirm_replicas: 0,
+        confirm_aof: false,
         confirm_timeout: Duration::from_millis(100),
     }
 }
 
 /// Creates, authorizes, checks and revokes a session through `h`.
-async fn whole_flow(h: &Harness) {
+pub(crate) async fn whole_flow(h: &Harness) {
     let (created, _) = h.active_session("ann", &["a:read"], vec![]).await;
     let mut validator = h.validator().await;
     let who = |key: String| pb::WhoAmIRequest {

@@ -304,7 +304,7 @@ async fn a_failover_answers_right_or_unavailable_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocations_wait_for_the_replica_of_their_own_node() {
+async fn confirmed_writes_wait_for_the_replica_of_their_own_node() {
     let cluster = RedisCluster::start(3, 1).await;
     let config = cluster_config(&cluster);
     let h = Harness::over_cluster(cluster.into_lease(), &config).await;
@@ -318,6 +318,12 @@ async fn revocations_wait_for_the_replica_of_their_own_node() {
         });
         Server::spawn(&context, Role::All, listener_now())
     };
+    let created_for_jwt = crate::jwt::alice(&h).await;
+    crate::jwt::put(
+        &h,
+        crate::jwt::template("once", pb::SigningAlgorithm::Hs256),
+    )
+    .await;
     // One replica per master: one confirms, two never do.
     let one = confirmed(1);
     let two = confirmed(2);
@@ -336,6 +342,35 @@ async fn revocations_wait_for_the_replica_of_their_own_node() {
         assert_eq!(
             who_am_i(&mut validator, &created.session_key).await,
             Err(Code::Unauthenticated)
+        );
+
+        // A used jti and an API token revocation wait on their own nodes
+        // too; unconfirmed, the token is spent all the same.
+        let jwt = crate::jwt::token(&h, &created_for_jwt.0, "once").await.jwt;
+        let consume = pb::VerifyTokenRequest {
+            jwt,
+            consume_jti: true,
+            ..Default::default()
+        };
+        let answer = validator.verify_token(consume.clone()).await;
+        assert_eq!(answer.map(drop).map_err(|status| status.code()), expected);
+        let replay = validator.verify_token(consume).await.map(drop);
+        assert_eq!(
+            replay.map_err(|status| status.code()),
+            Err(Code::Unauthenticated)
+        );
+        let mut edge_tokens =
+            crate::harness::EdgeTokenServiceClient::new(channel_to(server.address).await);
+        let (token, text) =
+            crate::edge::create(&mut edge_tokens, pb::ApiTokenType::Backend, &["p"], "dev").await;
+        let answer = edge_tokens
+            .revoke_api_token(admin(pb::RevokeApiTokenRequest { id: token.id }))
+            .await;
+        assert_eq!(answer.map(drop).map_err(|status| status.code()), expected);
+        assert!(
+            crate::edge::valid(&mut edge_tokens, &[&text])
+                .await
+                .is_empty()
         );
     }
 }

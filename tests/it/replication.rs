@@ -8,9 +8,13 @@ use sigil_proto::v1 as pb;
 use sigil_store::RedisConfig;
 use tonic::Code;
 
-use crate::harness::{
-    Harness, IssuerServiceClient, RedisServer, Role, Server, ValidatorServiceClient, admin,
-    assert_error, channel_to, listener, redis_config,
+use crate::{
+    edge,
+    harness::{
+        EdgeTokenServiceClient, Harness, IssuerServiceClient, RedisServer, Role, Server,
+        ValidatorServiceClient, admin, assert_error, channel_to, listener, redis_config,
+    },
+    jwt,
 };
 
 /// The session's record as `redis` holds it.
@@ -114,6 +118,112 @@ async fn a_revocation_is_acknowledged_only_once_a_replica_holds_it() {
         stored_state(&replica, &sessions[1].session_id).await,
         "revoked"
     );
+}
+
+/// How many used `jti` marks `redis` holds.
+async fn used_jtis(redis: &RedisServer) -> usize {
+    let mut connection = redis.connection().await;
+    let marks: Vec<String> = redis::cmd("KEYS")
+        .arg("sigil:{jti_*}:used")
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    marks.len()
+}
+
+/// Whether `redis` still holds the API token `id`.
+async fn holds_api_token(redis: &RedisServer, id: &str) -> bool {
+    let mut connection = redis.connection().await;
+    connection
+        .exists(format!("sigil:{{{id}}}:api_token"))
+        .await
+        .expect("EXISTS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn used_jtis_and_api_token_revocations_are_acknowledged_only_once_a_replica_holds_them() {
+    let h = Harness::redis().await;
+    let primary = h.redis.as_ref().expect("redis");
+    let mut replica = RedisServer::start_replica_of(primary).await;
+    let context = h.context_over(&RedisConfig {
+        confirm_replicas: 1,
+        ..redis_config(primary)
+    });
+    let server = Server::spawn(&context, Role::All, listener().await);
+    let mut validator = ValidatorServiceClient::new(channel_to(server.address).await);
+    let mut edge_tokens = EdgeTokenServiceClient::new(channel_to(server.address).await);
+
+    let (session_key, _) = jwt::alice(&h).await;
+    jwt::put(&h, jwt::template("once", pb::SigningAlgorithm::Hs256)).await;
+    let consume = |jwt: &str| pb::VerifyTokenRequest {
+        jwt: jwt.to_owned(),
+        consume_jti: true,
+        ..Default::default()
+    };
+    let revoke = |token: &pb::ApiToken| {
+        admin(pb::RevokeApiTokenRequest {
+            id: token.id.clone(),
+        })
+    };
+    let mut api_tokens = Vec::new();
+    let mut jwts = Vec::new();
+    for _ in 0..2 {
+        let (token, _) =
+            edge::create(&mut edge_tokens, pb::ApiTokenType::Backend, &["p"], "dev").await;
+        api_tokens.push(token);
+        jwts.push(jwt::token(&h, &session_key, "once").await.jwt);
+    }
+    replica.until_in_sync().await;
+
+    // With the replica up: acknowledged, and the replica already has it.
+    validator
+        .verify_token(consume(&jwts[0]))
+        .await
+        .expect("used, confirmed");
+    assert_eq!(used_jtis(&replica).await, 1);
+    edge_tokens
+        .revoke_api_token(revoke(&api_tokens[0]))
+        .await
+        .expect("revoked, confirmed");
+    assert!(!holds_api_token(&replica, &api_tokens[0].id).await);
+
+    // Without it: UNAVAILABLE, and spent on the primary all the same. A
+    // retry of the JWT is a replay: the token never verifies twice, so a
+    // caller told UNAVAILABLE must get a new one.
+    replica.stop();
+    assert_error(
+        validator.verify_token(consume(&jwts[1])).await,
+        Code::Unavailable,
+        "STORE_UNAVAILABLE",
+    );
+    assert_error(
+        validator.verify_token(consume(&jwts[1])).await,
+        Code::Unauthenticated,
+        "TOKEN_REPLAYED",
+    );
+    // The API token is gone on the primary, and a retry still waits for a
+    // replica to hold that.
+    assert_error(
+        edge_tokens.revoke_api_token(revoke(&api_tokens[1])).await,
+        Code::Unavailable,
+        "STORE_UNAVAILABLE",
+    );
+    assert!(!holds_api_token(primary, &api_tokens[1].id).await);
+    assert_error(
+        edge_tokens.revoke_api_token(revoke(&api_tokens[1])).await,
+        Code::Unavailable,
+        "STORE_UNAVAILABLE",
+    );
+    // The replica back and in sync: the retry is acknowledged as gone.
+    replica.restart().await;
+    replica.until_in_sync().await;
+    assert_error(
+        edge_tokens.revoke_api_token(revoke(&api_tokens[1])).await,
+        Code::NotFound,
+        "API_TOKEN_NOT_FOUND",
+    );
+    assert!(!holds_api_token(&replica, &api_tokens[1].id).await);
+    assert_eq!(used_jtis(&replica).await, 2);
 }
 
 /// One failover trial: a session revoked through a Sigil confirming on

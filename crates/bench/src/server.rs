@@ -359,6 +359,7 @@ pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
             max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
             redis_confirm_replicas: 0,
+            redis_confirm_aof: false,
             redis_confirm_timeout: Duration::from_millis(100),
         },
         admin: AdminArgs {

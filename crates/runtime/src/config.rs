@@ -113,11 +113,18 @@ pub struct StoreArgs {
     /// it gets RESOURCE_EXHAUSTED (0: no limit).
     #[arg(long, env = "SIGIL_MAX_PENDING_SESSIONS", default_value_t = sigil_store::DEFAULT_MAX_PENDING_SESSIONS)]
     pub max_pending_sessions: usize,
-    /// Acknowledge a revocation or a used nonce only once this many Redis
-    /// replicas hold it (`WAIT`); 0: once the primary has it.
+    /// Acknowledge a revocation, a used nonce or `jti`, or an API token
+    /// revocation only once this many Redis replicas hold it (`WAIT`); 0:
+    /// once the primary has it.
     #[arg(long, env = "SIGIL_REDIS_CONFIRM_REPLICAS", default_value_t = 0)]
     pub redis_confirm_replicas: usize,
-    /// How long to wait for those replicas before answering UNAVAILABLE.
+    /// Acknowledge the same writes only once the Redis primary has fsynced
+    /// them to its append-only file (`WAITAOF 1 0`). Needs Redis 7.2 or
+    /// newer with `appendonly yes`; checked at startup.
+    #[arg(long, env = "SIGIL_REDIS_CONFIRM_AOF")]
+    pub redis_confirm_aof: bool,
+    /// How long to wait for those replicas (and for the fsync) before
+    /// answering UNAVAILABLE.
     #[arg(long, env = "SIGIL_REDIS_CONFIRM_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub redis_confirm_timeout: Duration,
     /// How often to check that the store answers, for gRPC health.
@@ -147,6 +154,7 @@ impl StoreArgs {
             event_retention: self.event_retention,
             max_pending_sessions: self.max_pending_sessions,
             confirm_replicas: self.redis_confirm_replicas,
+            confirm_aof: self.redis_confirm_aof,
             confirm_timeout: self.redis_confirm_timeout,
         }))
     }

@@ -65,6 +65,10 @@ impl Context {
                 .check_credentials()
                 .await
                 .map_err(|error| format!("SIGIL_REDIS_URL: {error}"))?;
+            redis
+                .check_confirmation()
+                .await
+                .map_err(|error| format!("SIGIL_REDIS_CONFIRM_AOF: {error}"))?;
         }
         Ok(context)
     }

@@ -26,9 +26,11 @@ const PENDING_KEY: &str = "sigil:{pending}:sessions";
 
 mod api_tokens;
 mod cluster;
+mod confirm;
 mod connection;
 mod events;
 
+use confirm::Confirmation;
 pub use connection::RedisConfigError;
 use connection::{Connection, Target};
 use events::{EVENT_COUNTER_KEY, EVENT_STREAM_KEY};
@@ -116,21 +118,16 @@ pub struct RedisConfig {
     pub event_retention: usize,
     /// Most sessions waiting for their nonce at once (0: no limit).
     pub max_pending_sessions: usize,
-    /// Replicas that must hold a revocation or a used nonce before it is
-    /// acknowledged (`WAIT`); 0 acknowledges once the primary has it.
+    /// Replicas that must hold a revocation, a used nonce or `jti`, or an
+    /// API token revocation before it is acknowledged (`WAIT`); 0
+    /// acknowledges once the primary has it.
     pub confirm_replicas: usize,
-    /// How long to wait for those replicas before answering UNAVAILABLE.
+    /// Whether the same writes are acknowledged only once the primary has
+    /// fsynced them to its append-only file (`WAITAOF 1 0`; Redis 7.2+).
+    pub confirm_aof: bool,
+    /// How long to wait for those replicas, and for the fsync, before
+    /// answering UNAVAILABLE.
     pub confirm_timeout: Duration,
-}
-
-/// Writes that must reach replicas before they are acknowledged: on a
-/// connection of their own, since `WAIT` counts the replicas holding every
-/// earlier write of the connection it is sent on, and blocks it meanwhile.
-#[derive(Clone)]
-struct Confirmation {
-    connection: Connection,
-    replicas: usize,
-    timeout: Duration,
 }
 
 /// Sessions in Redis, shared by every service of a Sigil cluster.
@@ -168,14 +165,7 @@ impl RedisStore {
     /// while Redis is down, answering UNAVAILABLE until Redis is back.
     pub fn new(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         let target = Target::parse(&config.url, config.tls_ca.as_deref())?;
-        let confirmation = match config.confirm_replicas {
-            0 => None,
-            replicas => Some(Confirmation {
-                connection: target.lazy(config.timeout, config.timeout + config.confirm_timeout)?,
-                replicas,
-                timeout: config.confirm_timeout,
-            }),
-        };
+        let confirmation = Confirmation::new(&target, config)?;
         Ok(RedisStore {
             confirmation,
             connection: target.lazy(config.timeout, config.timeout)?,
@@ -322,55 +312,6 @@ fn refuses_credentials(error: &redis::RedisError) -> bool {
             .any(|cause| text.contains(cause))
 }
 
-impl RedisStore {
-    /// Runs `write` and then `WAIT` on the confirming connection, in one
-    /// round trip; UNAVAILABLE unless enough replicas acknowledged it in
-    /// time. The write itself stands either way (a retry is idempotent).
-    async fn confirmed<T: redis::FromRedisValue>(
-        &self,
-        confirmation: &Confirmation,
-        write: redis::Cmd,
-    ) -> Result<T> {
-        let (value, confirmed) = self.write_and_wait(confirmation, write).await?;
-        confirmed.map(|()| value)
-    }
-
-    /// Runs `write` and then `WAIT` as [`confirmed`](Self::confirmed) does,
-    /// and answers the write's reply together with whether enough replicas
-    /// acknowledged it. On a cluster both go, as one pipeline, to the node
-    /// that owns the written key's slot, so `WAIT` counts its replicas.
-    async fn write_and_wait<T: redis::FromRedisValue>(
-        &self,
-        confirmation: &Confirmation,
-        write: redis::Cmd,
-    ) -> Result<(T, Result<()>)> {
-        let mut pipe = redis::pipe();
-        pipe.add_command(write)
-            .cmd("WAIT")
-            .arg(confirmation.replicas)
-            .arg(u64::try_from(confirmation.timeout.as_millis()).unwrap_or(u64::MAX));
-        let mut connection = confirmation.connection.clone();
-        let (value, acknowledged) = self
-            .call_within(
-                self.timeout + confirmation.timeout,
-                pipe.query_async::<(T, usize)>(&mut connection),
-            )
-            .await?;
-        if acknowledged < confirmation.replicas {
-            metrics::counter!("sigil_store_errors_total", "store" => "redis").increment(1);
-            let unconfirmed = Error::Unavailable(
-                format!(
-                    "{acknowledged} of {} replicas confirmed the write",
-                    confirmation.replicas
-                )
-                .into(),
-            );
-            return Ok((value, Err(unconfirmed)));
-        }
-        Ok((value, Ok(())))
-    }
-}
-
 /// When [`RedisStore::write_and_emit`] publishes its event.
 #[derive(Clone, Copy)]
 enum Emit {
@@ -378,6 +319,16 @@ enum Emit {
     Always,
     /// Only if the command changed something (a non-zero, non-nil reply).
     IfChanged,
+}
+
+impl Emit {
+    /// How [`WRITE_AND_EMIT`] takes it.
+    fn as_arg(self) -> &'static str {
+        match self {
+            Emit::Always => "always",
+            Emit::IfChanged => "changed",
+        }
+    }
 }
 
 impl RedisStore {
@@ -400,10 +351,7 @@ impl RedisStore {
             .key(EVENT_COUNTER_KEY)
             .arg(encode(event)?)
             .arg(self.event_retention)
-            .arg(match when {
-                Emit::Always => "always",
-                Emit::IfChanged => "changed",
-            })
+            .arg(when.as_arg())
             .arg(command);
         for arg in args {
             invocation.arg(arg);
@@ -687,20 +635,31 @@ impl JwtStore for RedisStore {
     }
 
     async fn consume_jti(&self, jti: &str, expires_at: Timestamp) -> Result<bool> {
-        let mut connection = self.connection.clone();
         // SET NX is the atomic test-and-set every validator replica shares;
         // the mark lives exactly as long as the token could be replayed.
-        let set: Option<String> = self
-            .call(
-                redis::cmd("SET")
-                    .arg(format!("sigil:{{jti_{jti}}}:used"))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PXAT")
-                    .arg(expires_at.unix_ms().max(1))
-                    .query_async(&mut connection),
-            )
-            .await?;
+        let mut mark = redis::cmd("SET");
+        mark.arg(format!("sigil:{{jti_{jti}}}:used"))
+            .arg(1)
+            .arg("NX")
+            .arg("PXAT")
+            .arg(expires_at.unix_ms().max(1));
+        if let Some(confirmation) = &self.confirmation {
+            // Used by this call only once replicas hold the mark. Unconfirmed,
+            // the mark stands on the primary all the same: the token is spent
+            // and any later attempt, a retry included, is a replay. So at
+            // most one caller ever hears "valid", even if a failover loses
+            // the unconfirmed mark (then the first to come after it does).
+            // A mark already there needs no confirmation: a refusal is safe
+            // to lose.
+            let (set, confirmed): (Option<String>, _) =
+                self.write_and_wait(confirmation, mark).await?;
+            return match set {
+                Some(_) => confirmed.map(|()| true),
+                None => Ok(false),
+            };
+        }
+        let mut connection = self.connection.clone();
+        let set: Option<String> = self.call(mark.query_async(&mut connection)).await?;
         Ok(set.is_some())
     }
 }

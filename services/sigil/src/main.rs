@@ -100,6 +100,7 @@ fn main() -> ExitCode {
             event_retention: sigil_store::DEFAULT_EVENT_RETENTION,
             max_pending_sessions: sigil_store::DEFAULT_MAX_PENDING_SESSIONS,
             redis_confirm_replicas: 0,
+            redis_confirm_aof: false,
             redis_confirm_timeout: std::time::Duration::from_millis(100),
         },
         admin: dev.admin,

@@ -22,9 +22,9 @@ struct Node {
     port: u16,
     /// The `sh` that runs the server and kills it once its stdin closes:
     /// on drop, or when the test process exits however it exits (a pooled
-    /// cluster is never dropped).
+    /// cluster is never dropped); with the signal written to it, if any.
     keeper: Child,
-    stdin: Option<ChildStdin>,
+    stdin: Mutex<Option<ChildStdin>>,
 }
 
 impl Node {
@@ -36,7 +36,7 @@ impl Node {
         let node_dir = node_dir.display().to_string();
         let mut keeper = Command::new("sh")
             .arg("-c")
-            .arg(r#"redis-server "$@" & server=$!; read _; kill "$server""#)
+            .arg(r#"redis-server "$@" & server=$!; read signal; kill -"${signal:-TERM}" "$server""#)
             .arg("sh")
             .args(["--port", &port.to_string()])
             .args(["--cluster-port", &bus_port.to_string()])
@@ -52,7 +52,7 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .expect("sh and redis-server on PATH");
-        let stdin = keeper.stdin.take();
+        let stdin = Mutex::new(keeper.stdin.take());
         Node {
             port,
             keeper,
@@ -62,10 +62,15 @@ impl Node {
 
     fn stop(&mut self) {
         // Closing the pipe ends `read`, and the keeper kills the server.
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.write_all(b"\n");
-        }
+        self.signal("TERM");
         let _ = self.keeper.wait();
+    }
+
+    /// Has the keeper send `signal` to the server (once: the keeper ends).
+    fn signal(&self, signal: &str) {
+        if let Some(mut stdin) = self.stdin.lock().expect("stdin lock").take() {
+            let _ = writeln!(stdin, "{signal}");
+        }
     }
 }
 
@@ -73,6 +78,8 @@ impl Node {
 pub struct RedisCluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    /// Nodes killed by [`kill`](RedisCluster::kill), left out of `ports`.
+    killed: Mutex<Vec<u16>>,
 }
 
 /// Clusters of the pool not leased right now.
@@ -93,7 +100,11 @@ impl RedisCluster {
         let nodes = (0..masters * (1 + replicas))
             .map(|_| Node::start(&dir))
             .collect();
-        let cluster = RedisCluster { nodes, dir };
+        let cluster = RedisCluster {
+            nodes,
+            dir,
+            killed: Mutex::new(Vec::new()),
+        };
         for port in cluster.ports() {
             until_answers(port).await;
         }
@@ -178,9 +189,106 @@ impl RedisCluster {
         format!("redis+cluster://{}", seeds.join(","))
     }
 
-    /// Every node's port.
+    /// Every live node's port.
     pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.nodes.iter().map(|node| node.port)
+        self.nodes
+            .iter()
+            .map(|node| node.port)
+            .filter(|port| !self.killed.lock().expect("killed lock").contains(port))
+    }
+
+    /// Kills the node on `port` with SIGKILL, as a crash would; it is left
+    /// out of [`ports`](Self::ports) from now on.
+    pub fn kill(&self, port: u16) {
+        self.killed.lock().expect("killed lock").push(port);
+        if let Some(node) = self.nodes.iter().find(|node| node.port == port) {
+            node.signal("KILL");
+        }
+    }
+
+    /// The port of the replica of the master on `master`.
+    pub async fn replica_of(&self, master: u16) -> u16 {
+        for port in self.ports() {
+            let mut connection = node_connection(port).await;
+            let role: Vec<redis::Value> = redis::cmd("ROLE")
+                .query_async(&mut connection)
+                .await
+                .expect("ROLE");
+            if let [_, _, redis::Value::Int(of), ..] = role.as_slice()
+                && *of == i64::from(master)
+            {
+                return port;
+            }
+        }
+        panic!("no replica of {master}")
+    }
+
+    /// Whether the node on `port` is a master now.
+    pub async fn is_master(&self, port: u16) -> bool {
+        role(port).await == "master"
+    }
+
+    /// Moves `slot`, with its keys, from the master on `from` to the one on
+    /// `to` as `redis-cli --cluster reshard` does: `IMPORTING` and
+    /// `MIGRATING` (clients get ASK for keys already moved), `MIGRATE` in
+    /// batches, then `SETSLOT … NODE` on every master.
+    pub async fn move_slot(&self, slot: u16, from: u16, to: u16) {
+        let mut source = node_connection(from).await;
+        let mut target = node_connection(to).await;
+        let id = |mut connection: redis::aio::MultiplexedConnection| async move {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query_async::<String>(&mut connection)
+                .await
+                .expect("CLUSTER MYID")
+        };
+        let (source_id, target_id) = (id(source.clone()).await, id(target.clone()).await);
+        let setslot = |state: &'static str, node: &str| {
+            let mut command = redis::cmd("CLUSTER");
+            command.arg("SETSLOT").arg(slot).arg(state).arg(node);
+            command
+        };
+        let _: () = setslot("IMPORTING", &source_id)
+            .query_async(&mut target)
+            .await
+            .expect("SETSLOT IMPORTING");
+        let _: () = setslot("MIGRATING", &target_id)
+            .query_async(&mut source)
+            .await
+            .expect("SETSLOT MIGRATING");
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(10)
+                .query_async(&mut source)
+                .await
+                .expect("GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            let _: () = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query_async(&mut source)
+                .await
+                .expect("MIGRATE");
+        }
+        // The target first, then the source, as redis-cli does; then the
+        // others, which would otherwise learn it through the bus.
+        for port in [to, from].into_iter().chain(self.ports()) {
+            if self.is_master(port).await {
+                let _: () = setslot("NODE", &target_id)
+                    .query_async(&mut node_connection(port).await)
+                    .await
+                    .expect("SETSLOT NODE");
+            }
+        }
     }
 
     /// A direct connection to the node on `port`, to look at or steer it.

@@ -91,10 +91,32 @@ impl ApiTokenStore for RedisStore {
         // both report the token.
         let event = api_token_event(EventKind::ApiTokenRevoked, id);
         let no_args: &[&str] = &[];
-        let data: Option<String> = self
-            .write_and_emit(&token_key(id), &event, Emit::IfChanged, "GETDEL", no_args)
-            .await?;
+        let key = token_key(id);
+        let (data, confirmed): (Option<String>, Result<()>) = match &self.confirmation {
+            Some(confirmation) => {
+                self.write_and_emit_confirmed(
+                    confirmation,
+                    &key,
+                    &event,
+                    Emit::IfChanged,
+                    "GETDEL",
+                    no_args,
+                )
+                .await?
+            }
+            None => (
+                self.write_and_emit(&key, &event, Emit::IfChanged, "GETDEL", no_args)
+                    .await?,
+                Ok(()),
+            ),
+        };
         let Some(record) = data.as_deref().map(decode).transpose()? else {
+            // Gone already, perhaps revoked by a call that timed out
+            // waiting for replicas: NOT_FOUND only once they hold that.
+            if let Some(confirmation) = &self.confirmation {
+                self.confirm_by_writing(confirmation, &id.to_string())
+                    .await?;
+            }
             return Ok(None);
         };
         // Best effort: a stale entry is skipped and pruned when listing.
@@ -104,7 +126,7 @@ impl ApiTokenStore for RedisStore {
         if let Err(error) = cleanup {
             tracing::debug!(%error, "could not prune the API token index");
         }
-        Ok(Some(record))
+        confirmed.map(|()| Some(record))
     }
 
     async fn list_tokens(&self, cursor: Option<&str>, limit: usize) -> Result<ApiTokenPage> {

@@ -211,7 +211,7 @@ impl RedisStore {
     /// Appends an already encoded event after the change it records. A
     /// failure loses the event, not the change: it is logged and counted,
     /// and the caller is answered as the change deserves.
-    async fn emit_after(&self, event: String) {
+    pub(super) async fn emit_after(&self, event: String) {
         let mut invocation = self.publish.key(EVENT_STREAM_KEY);
         invocation
             .key(EVENT_COUNTER_KEY)

@@ -36,7 +36,7 @@ impl std::fmt::Display for RedisConfigError {
 impl std::error::Error for RedisConfigError {}
 
 impl RedisConfigError {
-    fn new(why: impl Into<String>) -> Self {
+    pub(super) fn new(why: impl Into<String>) -> Self {
         RedisConfigError(why.into())
     }
 

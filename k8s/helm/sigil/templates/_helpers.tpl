@@ -92,9 +92,23 @@ binary, health name and gRPC port. Read with fromYamlArray. */}}
 {{- .Values.secret.existingSecret | default (printf "%s-secret" (include "sigil.fullname" .)) }}
 {{- end }}
 
-{{/* Whether a Redis password goes into SIGIL_REDIS_URL. */}}
+{{/* Whether a Redis password goes into SIGIL_REDIS_URL: never when the
+whole URL comes from redis.urlSecret. */}}
 {{- define "sigil.redisAuth" -}}
-{{- if .Values.redis.auth.enabled }}true{{ end }}
+{{- if and .Values.redis.auth.enabled (not .Values.redis.urlSecret.name) }}true{{ end }}
+{{- end }}
+
+{{/* The volume of the CA for a TLS Redis (redis.ca), if any; fails when
+both a Secret and a ConfigMap are named. */}}
+{{- define "sigil.redisCaVolume" -}}
+{{- $ca := .Values.redis.ca }}
+{{- if and $ca.secretName $ca.configMapName }}
+{{- fail "redis.ca takes a secretName or a configMapName, not both" }}
+{{- else if $ca.secretName }}
+{{- toYaml (dict "name" "redis-ca" "secret" (dict "secretName" $ca.secretName)) }}
+{{- else if $ca.configMapName }}
+{{- toYaml (dict "name" "redis-ca" "configMap" (dict "name" $ca.configMapName)) }}
+{{- end }}
 {{- end }}
 
 {{/* Redis host and port: the bundled Service or the external host. Fails
@@ -106,7 +120,7 @@ processes and cannot share sessions without Redis. */}}
 {{- else if .Values.redis.external.host }}
 {{- printf "%s:%v" .Values.redis.external.host .Values.redis.external.port }}
 {{- else }}
-{{- fail "Sigil needs Redis: set redis.external.host, or redis.bundled.enabled=true to try it out" }}
+{{- fail "Sigil needs Redis: set redis.external.host (or redis.urlSecret.name), or redis.bundled.enabled=true to try it out" }}
 {{- end }}
 {{- end }}
 
