@@ -41,8 +41,7 @@ impl FromStr for ApiTokenId {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let digits = text.strip_prefix(Self::PREFIX).ok_or(NotAnApiTokenId)?;
-        let bytes = lower_hex(digits, 16).ok_or(NotAnApiTokenId)?;
-        Ok(ApiTokenId(bytes.try_into().map_err(|_| NotAnApiTokenId)?))
+        lower_hex(digits).map(ApiTokenId).ok_or(NotAnApiTokenId)
     }
 }
 
@@ -172,10 +171,13 @@ fn decode_secret(text: &str) -> Option<(ApiTokenId, [u8; 32])> {
     Some((ApiTokenId(id.try_into().ok()?), secret.try_into().ok()?))
 }
 
-/// `len` bytes from exactly `2 * len` lowercase hex digits.
-fn lower_hex(text: &str, len: usize) -> Option<Vec<u8>> {
-    if text.len() != 2 * len || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+/// `N` bytes from exactly `2 * N` lowercase hex digits.
+fn lower_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
         return None;
     }
-    hex::decode(text).ok()
+    // Into an array, not a Vec: every API token record read decodes one.
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(text, &mut bytes).ok()?;
+    Some(bytes)
 }
