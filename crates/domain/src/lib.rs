@@ -12,6 +12,7 @@ mod assurance;
 mod error;
 mod event;
 mod field;
+mod id_text;
 mod page_token;
 mod secret;
 mod session;

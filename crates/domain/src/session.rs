@@ -67,12 +67,7 @@ impl FromStr for SessionId {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // On the stack: every WhoAmI answer writes an id.
-        let mut text = [0u8; Self::PREFIX.len() + 32];
-        let (prefix, digits) = text.split_at_mut(Self::PREFIX.len());
-        prefix.copy_from_slice(Self::PREFIX.as_bytes());
-        hex::encode_to_slice(self.0, digits).map_err(|_| fmt::Error)?;
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        crate::id_text::write_id(f, Self::PREFIX, &self.0)
     }
 }
 

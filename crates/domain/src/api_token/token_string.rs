@@ -47,7 +47,7 @@ impl FromStr for ApiTokenId {
 
 impl fmt::Display for ApiTokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
+        crate::id_text::write_id(f, Self::PREFIX, &self.0)
     }
 }
 
