@@ -178,10 +178,11 @@ impl Serialize for SecretHash {
 
 impl<'de> Deserialize<'de> for SecretHash {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text.as_bytes(), &mut bytes).map_err(serde::de::Error::custom)?;
-        Ok(SecretHash(bytes))
+        crate::id_text::deserialize_text(deserializer, "64 hex digits", |text| {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(text, &mut bytes).ok()?;
+            Some(SecretHash(bytes))
+        })
     }
 }
 

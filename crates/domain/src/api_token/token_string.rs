@@ -65,9 +65,7 @@ impl Serialize for ApiTokenId {
 
 impl<'de> Deserialize<'de> for ApiTokenId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse()
-            .map_err(|_| serde::de::Error::custom("not an API token id"))
+        crate::id_text::deserialize_text(deserializer, "an API token id", |text| text.parse().ok())
     }
 }
 
