@@ -121,22 +121,9 @@ pub async fn watch_admin_keys(args: AdminArgs, keys: AdminKeys, poll: Duration) 
         Some((meta.modified().ok()?, meta.len()))
     };
     let mut last_seen: Option<(SystemTime, u64)> = modified();
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut trigger = crate::reload::ReloadTrigger::new(poll);
     loop {
-        #[cfg(unix)]
-        let hung_up = async {
-            match hangup.as_mut() {
-                Some(signal) => signal.recv().await.is_some(),
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hung_up = std::future::pending::<bool>();
-        let forced = tokio::select! {
-            got = hung_up => got,
-            () = tokio::time::sleep(poll) => false,
-        };
+        let forced = trigger.next().await;
         let now_seen = modified();
         if !forced && now_seen == last_seen {
             continue;

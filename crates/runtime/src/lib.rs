@@ -9,6 +9,7 @@ mod limits;
 pub mod metrics;
 pub mod middleware;
 mod rate_limit;
+mod reload;
 mod run;
 mod server;
 mod telemetry;

@@ -249,22 +249,9 @@ impl std::fmt::Debug for Tls {
 /// a certificate caught between its key's write and its own fails to load
 /// and is tried again at the next change.
 pub async fn watch_tls(tls: Tls, poll: Duration) {
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut trigger = crate::reload::ReloadTrigger::new(poll);
     loop {
-        #[cfg(unix)]
-        let hung_up = async {
-            match hangup.as_mut() {
-                Some(signal) => signal.recv().await.is_some(),
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hung_up = std::future::pending::<bool>();
-        let forced = tokio::select! {
-            got = hung_up => got,
-            () = tokio::time::sleep(poll) => false,
-        };
+        let forced = trigger.next().await;
         if !forced && !tls.changed() {
             continue;
         }
