@@ -485,12 +485,26 @@ async fn issuer_and_validator(
     }
 }
 
+/// A JWT for alice from an EdDSA `orders` template, minted on `h`.
+async fn orders_jwt(h: &Harness) -> String {
+    let (key, _) = alice(h).await;
+    put(h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
+    token(h, &key, "orders").await.jwt
+}
+
+/// VerifyToken of `jwt` for the audience `orders` tokens carry.
+fn verify_request(jwt: &str) -> pb::VerifyTokenRequest {
+    pb::VerifyTokenRequest {
+        jwt: jwt.to_owned(),
+        audience: "shop.example".into(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_validator_fetches_keys_from_the_issuer_over_mtls() {
     let h = Harness::memory().await;
-    let (key, _) = alice(&h).await;
-    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
-    let minted = token(&h, &key, "orders").await.jwt;
+    let minted = orders_jwt(&h).await;
     let ca = Ca::new("sigil test CA");
     let pair = issuer_and_validator(&h, &ca, &ca, "keys").await;
 
@@ -498,11 +512,7 @@ async fn the_validator_fetches_keys_from_the_issuer_over_mtls() {
         .await
         .unwrap();
     let verified = ValidatorServiceClient::new(channel)
-        .verify_token(pb::VerifyTokenRequest {
-            jwt: minted,
-            audience: "shop.example".into(),
-            ..Default::default()
-        })
+        .verify_token(verify_request(&minted))
         .await
         .expect("verified with keys fetched over TLS")
         .into_inner();
@@ -512,9 +522,7 @@ async fn the_validator_fetches_keys_from_the_issuer_over_mtls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_the_ca_does_not_vouch_for_is_not_trusted() {
     let h = Harness::memory().await;
-    let (key, _) = alice(&h).await;
-    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
-    let minted = token(&h, &key, "orders").await.jwt;
+    let minted = orders_jwt(&h).await;
     let ca = Ca::new("sigil test CA");
     let other = Ca::new("another CA");
     let pair = issuer_and_validator(&h, &ca, &other, "wrong-ca").await;
@@ -523,11 +531,7 @@ async fn an_issuer_the_ca_does_not_vouch_for_is_not_trusted() {
         .await
         .unwrap();
     let result = ValidatorServiceClient::new(channel)
-        .verify_token(pb::VerifyTokenRequest {
-            jwt: minted,
-            audience: "shop.example".into(),
-            ..Default::default()
-        })
+        .verify_token(verify_request(&minted))
         .await;
     crate::harness::assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
 
@@ -667,22 +671,15 @@ async fn a_replaced_client_ca_decides_new_connections_without_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_validator_trusts_a_ca_written_after_it_started() {
     let h = Harness::memory().await;
-    let (key, _) = alice(&h).await;
-    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
-    let minted = token(&h, &key, "orders").await.jwt;
+    let minted = orders_jwt(&h).await;
     let ca = Ca::new("sigil test CA");
     let other = Ca::new("another CA");
     let pair = issuer_and_validator(&h, &ca, &other, "late-ca").await;
-    let verify = || pb::VerifyTokenRequest {
-        jwt: minted.clone(),
-        audience: "shop.example".into(),
-        ..Default::default()
-    };
     let channel = tls_channel(pair.validator.address, &ca, None)
         .await
         .unwrap();
     let mut client = ValidatorServiceClient::new(channel);
-    let result = client.verify_token(verify()).await;
+    let result = client.verify_token(verify_request(&minted)).await;
     assert_eq!(result.unwrap_err().code(), Code::Unavailable);
 
     let tls = pair.validator_tls.clone();
@@ -690,7 +687,7 @@ async fn the_validator_trusts_a_ca_written_after_it_started() {
     pair.validator_files.write("ca.crt", &ca.pem());
     eventually("the validator verifying with keys from the issuer", || {
         let mut client = client.clone();
-        let request = verify();
+        let request = verify_request(&minted);
         async move { client.verify_token(request).await.is_ok() }
     })
     .await;
