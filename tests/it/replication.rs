@@ -31,16 +31,25 @@ async fn stored_state(redis: &RedisServer, session_id: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_is_acknowledged_only_once_a_replica_holds_it() {
-    let h = Harness::redis().await;
+/// A replica of `h`'s Redis, and a Sigil over that Redis that waits for
+/// one replica to confirm each revocation, used nonce and `jti`.
+async fn confirming_on_a_replica(h: &Harness) -> (RedisServer, Server) {
     let primary = h.redis.as_ref().expect("redis");
-    let mut replica = RedisServer::start_replica_of(primary).await;
+    let replica = RedisServer::start_replica_of(primary).await;
     let context = h.context_over(&RedisConfig {
         confirm_replicas: 1,
         ..redis_config(primary)
     });
-    let server = Server::spawn(&context, Role::All, listener().await);
+    (
+        replica,
+        Server::spawn(&context, Role::All, listener().await),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_is_acknowledged_only_once_a_replica_holds_it() {
+    let h = Harness::redis().await;
+    let (mut replica, server) = confirming_on_a_replica(&h).await;
     let mut issuer = IssuerServiceClient::new(channel_to(server.address).await);
     let mut validator = ValidatorServiceClient::new(channel_to(server.address).await);
 
@@ -143,13 +152,7 @@ async fn holds_api_token(redis: &RedisServer, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn used_jtis_and_api_token_revocations_are_acknowledged_only_once_a_replica_holds_them() {
     let h = Harness::redis().await;
-    let primary = h.redis.as_ref().expect("redis");
-    let mut replica = RedisServer::start_replica_of(primary).await;
-    let context = h.context_over(&RedisConfig {
-        confirm_replicas: 1,
-        ..redis_config(primary)
-    });
-    let server = Server::spawn(&context, Role::All, listener().await);
+    let (mut replica, server) = confirming_on_a_replica(&h).await;
     let mut validator = ValidatorServiceClient::new(channel_to(server.address).await);
     let mut edge_tokens = EdgeTokenServiceClient::new(channel_to(server.address).await);
 
@@ -208,7 +211,7 @@ async fn used_jtis_and_api_token_revocations_are_acknowledged_only_once_a_replic
         Code::Unavailable,
         "STORE_UNAVAILABLE",
     );
-    assert!(!holds_api_token(primary, &api_tokens[1].id).await);
+    assert!(!holds_api_token(h.redis.as_ref().expect("redis"), &api_tokens[1].id).await);
     assert_error(
         edge_tokens.revoke_api_token(revoke(&api_tokens[1])).await,
         Code::Unavailable,
