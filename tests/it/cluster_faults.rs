@@ -14,12 +14,13 @@ use std::{
 
 use sigil_proto::v1 as pb;
 use sigil_store::RedisConfig;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use crate::harness::{
     DEADLINE, Harness, IssuerServiceClient, RedisCluster, Role, Server, ValidatorServiceClient,
     admin, channel_to, cluster_config, eventually, listener,
 };
+use crate::redis_cluster::who_am_i;
 
 fn session_key(session_id: &str) -> String {
     format!("sigil:{{{session_id}}}:session")
@@ -66,20 +67,6 @@ impl Tally {
                 .push(format!("{answer:?} for {} ({state:?})", session.session_id)),
         }
     }
-}
-
-async fn who_am_i(
-    validator: &mut ValidatorServiceClient<Channel>,
-    key: &str,
-) -> Result<String, Code> {
-    validator
-        .who_am_i(pb::WhoAmIRequest {
-            session_token: key.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|answer| answer.into_inner().session.expect("a session").id)
-        .map_err(|status| status.code())
 }
 
 /// `count` active sessions of subjects `prefix0`, `prefix1`…

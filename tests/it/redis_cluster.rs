@@ -62,7 +62,8 @@ async fn revoke(h: &Harness, session_id: &str) -> Result<(), tonic::Status> {
         .map(drop)
 }
 
-async fn who_am_i(
+/// The id of the session `key` belongs to, or the refusal's code.
+pub(crate) async fn who_am_i(
     validator: &mut ValidatorServiceClient<tonic::transport::Channel>,
     key: &str,
 ) -> Result<String, Code> {
