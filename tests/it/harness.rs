@@ -280,6 +280,8 @@ pub enum Role {
     CachingValidator {
         /// Where the issuer is (or will be).
         issuer: SocketAddr,
+        /// Where the cache learns of changes.
+        invalidation: sigil_store::InvalidationSource,
     },
 }
 
@@ -322,11 +324,15 @@ impl Server {
                 sigil_validator::add_to(&mut services, context, &key_settings(issuer))
                     .expect("valid url")
             }
-            Role::CachingValidator { issuer } => {
+            Role::CachingValidator {
+                issuer,
+                invalidation,
+            } => {
                 let settings = KeySettings {
                     session_cache: Some(sigil_store::SessionCacheSettings {
                         max_entries: 10_000,
                         time_to_live: Duration::from_secs(3600),
+                        invalidation,
                     }),
                     ..key_settings(issuer)
                 };

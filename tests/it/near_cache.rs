@@ -1,6 +1,8 @@
 //! The validator's session near-cache: reads answered without a store round
 //! trip, a revocation on the issuer seen at once by every caching validator,
-//! expiry exact, and the whole cache dropped whenever the event feed fails.
+//! expiry exact, and the whole cache dropped whenever its invalidations
+//! fail. Each scenario runs with both sources of invalidations: the event
+//! feed (in memory and on Redis) and Redis key tracking.
 
 use std::{
     sync::{
@@ -11,6 +13,7 @@ use std::{
 };
 
 use sigil_proto::v1 as pb;
+use sigil_store::InvalidationSource;
 use tokio::task::JoinSet;
 use tonic::{Code, transport::Channel};
 
@@ -23,22 +26,58 @@ use crate::{
     metrics::{sample, scrape},
 };
 
-both_stores!(
-    a_revocation_reaches_every_caching_validator,
-    authorizing_and_extending_reach_the_cache_too,
-    a_cached_session_is_never_served_past_its_expiry,
+/// Stamps each scenario `async fn name(h: Harness, invalidation)` as a
+/// test of the event feed on Redis (`redis`), of Redis key tracking
+/// (`key_tracking`), and, for those listed under `memory_too`, of the
+/// event feed in memory (`memory`).
+macro_rules! every_invalidation {
+    (memory_too: [$($shared:ident),* $(,)?], redis_only: [$($redis:ident),* $(,)?] $(,)?) => {
+        every_invalidation!(@stamp memory, memory, EventFeed, $($shared),*);
+        every_invalidation!(@stamp redis, redis, EventFeed, $($shared,)* $($redis),*);
+        every_invalidation!(@stamp key_tracking, redis, KeyTracking, $($shared,)* $($redis),*);
+    };
+    (@stamp $module:ident, $store:ident, $source:ident, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(
+                        crate::harness::Harness::$store().await,
+                        sigil_store::InvalidationSource::$source,
+                    )
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+every_invalidation!(
+    memory_too: [
+        a_revocation_reaches_every_caching_validator,
+        authorizing_and_extending_reach_the_cache_too,
+        a_cached_session_is_never_served_past_its_expiry,
+    ],
+    redis_only: [
+        redis_going_away_drops_the_cache_and_answers_stay_correct,
+        a_reset_store_drops_the_cache,
+        revocation_window_under_load,
+    ],
 );
 
 /// A validator with the near-cache on, over its own connection to the
 /// harness's store (the same store, for the in-memory one).
-fn caching_validator(h: &Harness) -> Server {
+fn caching_validator(h: &Harness, invalidation: InvalidationSource) -> Server {
     let context = match &h.redis {
         Some(redis) => h.context_over(&redis_config(redis)),
         None => h.context.clone(),
     };
     Server::spawn(
         &context,
-        Role::CachingValidator { issuer: h.address },
+        Role::CachingValidator {
+            issuer: h.address,
+            invalidation,
+        },
         listener_now(),
     )
 }
@@ -122,11 +161,14 @@ async fn until_cached(h: &Harness, validators: &[ValidatorServiceClient<Channel>
     assert_eq!(calls_of(&mut connection, "hget").await, before);
 }
 
-async fn a_revocation_reaches_every_caching_validator(h: Harness) {
+async fn a_revocation_reaches_every_caching_validator(
+    h: Harness,
+    invalidation: InvalidationSource,
+) {
     let (created, session) = h.active_session("alice", &["read"], vec![]).await;
     let key = created.session_key.as_str();
-    let first = caching_validator(&h);
-    let second = caching_validator(&h);
+    let first = caching_validator(&h, invalidation);
+    let second = caching_validator(&h, invalidation);
     let mut validators = [client(&first).await, client(&second).await];
     let hits = [("cache", "session"), ("result", "hit")];
     let before = sample(&scrape(&h), "sigil_cache_requests_total", &hits);
@@ -157,7 +199,10 @@ async fn a_revocation_reaches_every_caching_validator(h: Harness) {
     }
 }
 
-async fn authorizing_and_extending_reach_the_cache_too(h: Harness) {
+async fn authorizing_and_extending_reach_the_cache_too(
+    h: Harness,
+    invalidation: InvalidationSource,
+) {
     let created = h
         .issuer()
         .await
@@ -168,7 +213,7 @@ async fn authorizing_and_extending_reach_the_cache_too(h: Harness) {
         .await
         .expect("created")
         .into_inner();
-    let server = caching_validator(&h);
+    let server = caching_validator(&h, invalidation);
     let mut validator = client(&server).await;
     // Pending: refused, and the pending record is what the cache may hold.
     for _ in 0..3 {
@@ -221,9 +266,12 @@ async fn authorizing_and_extending_reach_the_cache_too(h: Harness) {
     .await;
 }
 
-async fn a_cached_session_is_never_served_past_its_expiry(h: Harness) {
+async fn a_cached_session_is_never_served_past_its_expiry(
+    h: Harness,
+    invalidation: InvalidationSource,
+) {
     let (created, session) = h.active_session("carol", &["read"], vec![]).await;
-    let server = caching_validator(&h);
+    let server = caching_validator(&h, invalidation);
     let mut validator = client(&server).await;
     until_cached(&h, std::slice::from_ref(&validator), &created.session_key).await;
     let expires_at = session.expires_at.expect("expires_at");
@@ -240,12 +288,13 @@ async fn a_cached_session_is_never_served_past_its_expiry(h: Harness) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_going_away_drops_the_cache_and_answers_stay_correct() {
-    let mut h = Harness::redis().await;
+async fn redis_going_away_drops_the_cache_and_answers_stay_correct(
+    mut h: Harness,
+    invalidation: InvalidationSource,
+) {
     let (created, _) = h.active_session("dave", &["read"], vec![]).await;
     let key = created.session_key.clone();
-    let server = caching_validator(&h);
+    let server = caching_validator(&h, invalidation);
     let mut validator = client(&server).await;
     until_valid(&validator, &key).await;
     // Redis dies: once the feed notices, nothing is answered from memory.
@@ -271,12 +320,10 @@ async fn redis_going_away_drops_the_cache_and_answers_stay_correct() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reset_store_drops_the_cache() {
-    let h = Harness::redis().await;
+async fn a_reset_store_drops_the_cache(h: Harness, invalidation: InvalidationSource) {
     let (created, _) = h.active_session("erin", &["read"], vec![]).await;
     let key = created.session_key.clone();
-    let server = caching_validator(&h);
+    let server = caching_validator(&h, invalidation);
     let mut validator = client(&server).await;
     until_valid(&validator, &key).await;
     // Everything deleted, the feed's stream and counter with it: no event
@@ -300,10 +347,8 @@ async fn a_reset_store_drops_the_cache() {
 /// valid by a caching validator after RevokeSession returned on the issuer:
 /// the revocation window the docs state. Asserts only that every session
 /// ends refused; prints the figures.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_window_under_load() {
-    let h = Harness::redis().await;
-    let server = caching_validator(&h);
+async fn revocation_window_under_load(h: Harness, invalidation: InvalidationSource) {
+    let server = caching_validator(&h, invalidation);
     let validator = client(&server).await;
     let mut sessions = Vec::new();
     for index in 0..30 {
@@ -361,7 +406,7 @@ async fn revocation_window_under_load() {
     windows.sort();
     let at = |quantile: f64| windows[((windows.len() - 1) as f64 * quantile) as usize];
     eprintln!(
-        "revocation window over {} revocations: p50 {:?}, p99 {:?}, max {:?}",
+        "revocation window ({invalidation:?}) over {} revocations: p50 {:?}, p99 {:?}, max {:?}",
         windows.len(),
         at(0.5),
         at(0.99),

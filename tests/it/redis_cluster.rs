@@ -201,19 +201,33 @@ async fn a_change_stands_when_its_event_cannot_be_appended() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_near_cache_refuses_to_start_on_a_redis_cluster() {
     let h = Harness::redis_cluster().await;
-    let settings = KeySettings {
-        issuer_url: format!("http://{}", h.address),
-        jwks_refresh_interval: Duration::from_millis(50),
-        template_cache_ttl: Duration::ZERO,
-        session_cache: Some(sigil_store::SessionCacheSettings {
-            max_entries: 10,
-            time_to_live: Duration::from_secs(60),
-        }),
-    };
-    let error = sigil_validator::add_to(&mut Services::default(), &h.context, &settings)
-        .expect_err("refused");
-    assert!(error.contains("SIGIL_SESSION_CACHE"), "{error}");
-    assert!(error.contains("Redis Cluster"), "{error}");
+    // Neither source of invalidations covers a cluster: the feed may lose
+    // an event, key tracking would need every master's.
+    for (invalidation, names) in [
+        (
+            sigil_store::InvalidationSource::EventFeed,
+            "SIGIL_SESSION_CACHE",
+        ),
+        (
+            sigil_store::InvalidationSource::KeyTracking,
+            "SIGIL_SESSION_CACHE_INVALIDATION",
+        ),
+    ] {
+        let settings = KeySettings {
+            issuer_url: format!("http://{}", h.address),
+            jwks_refresh_interval: Duration::from_millis(50),
+            template_cache_ttl: Duration::ZERO,
+            session_cache: Some(sigil_store::SessionCacheSettings {
+                max_entries: 10,
+                time_to_live: Duration::from_secs(60),
+                invalidation,
+            }),
+        };
+        let error = sigil_validator::add_to(&mut Services::default(), &h.context, &settings)
+            .expect_err("refused");
+        assert!(error.contains(names), "{error}");
+        assert!(error.contains("Redis Cluster"), "{error}");
+    }
 }
 
 /// Calls made during a failover, by what they answered.

@@ -121,9 +121,13 @@ pub struct RunArgs {
     pub ceiling_time: Duration,
     /// Serve Sigil's validator with the session near-cache on
     /// (`--session-cache`): WhoAmI and CheckAccess answer from memory,
-    /// kept exact by the event feed.
+    /// kept exact by the event feed or by Redis key tracking
+    /// (`--session-cache-invalidation`).
     #[arg(long)]
     pub session_cache: bool,
+    /// Where the near-cache learns of changes, with `--session-cache`.
+    #[arg(long, value_enum, default_value_t = sigil_validator::Invalidation::EventFeed)]
+    pub session_cache_invalidation: sigil_validator::Invalidation,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -120,8 +120,9 @@ pub struct Settings {
     pub client_cpu: Option<usize>,
     /// The CPU sigil-bench's redis-server was pinned to.
     pub redis_cpu: Option<usize>,
-    /// Whether Sigil's validator ran with the session near-cache.
-    pub session_cache: bool,
+    /// Whether Sigil's validator ran with the session near-cache, and
+    /// its source of invalidations if so (`event-feed`, `key-tracking`).
+    pub session_cache: Option<&'static str>,
 }
 
 /// One scenario, measured.
@@ -291,10 +292,9 @@ impl Report {
             settings.duration_seconds,
             settings.warmup_seconds,
             settings.store,
-            if settings.session_cache {
-                " (validator near-cache on)"
-            } else {
-                ""
+            match settings.session_cache {
+                Some(invalidation) => format!(" (validator near-cache on, {invalidation})"),
+                None => String::new(),
             },
             settings.servers,
             pin(settings.server_cpu),

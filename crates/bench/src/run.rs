@@ -78,6 +78,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         // everything it seals lives only as long as the run's stores.
         master_key: MasterKey::generate(&mut UnwrapErr(SysRng)).to_base64(),
         session_cache: args.session_cache,
+        session_cache_invalidation: args.session_cache_invalidation,
     };
     let baseline = RunningServer::start(ServerKind::Baseline, &launch, &admin_key).await?;
     let sigil_launch = Launch {
@@ -276,7 +277,9 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             },
             server_cpu: args.server_cpu,
             client_cpu: args.client_cpu,
-            session_cache: args.session_cache,
+            session_cache: args
+                .session_cache
+                .then(|| args.session_cache_invalidation.name()),
             redis_cpu: args.redis_cpu,
         },
         sessions: creation,

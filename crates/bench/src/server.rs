@@ -47,6 +47,8 @@ pub struct Launch {
     pub master_key: String,
     /// Whether Sigil's validator runs with the session near-cache.
     pub session_cache: bool,
+    /// Where that near-cache learns of changes.
+    pub session_cache_invalidation: sigil_validator::Invalidation,
 }
 
 /// A server being measured.
@@ -242,6 +244,10 @@ fn start_child(
         None => command.env_remove("SIGIL_REDIS_URL"),
     };
     command.env("SIGIL_SESSION_CACHE", launch.session_cache.to_string());
+    command.env(
+        "SIGIL_SESSION_CACHE_INVALIDATION",
+        launch.session_cache_invalidation.name(),
+    );
     let child = command
         .spawn()
         .map_err(|error| BenchError(format!("cannot start the {kind:?} server: {error}")))?;
@@ -266,7 +272,10 @@ async fn start_in_process(
         .map_err(|error| BenchError(format!("cannot read the bound address: {error}")))?;
     let session_cache = launch
         .session_cache
-        .then(sigil_store::SessionCacheSettings::default);
+        .then(|| sigil_store::SessionCacheSettings {
+            invalidation: launch.session_cache_invalidation.into(),
+            ..Default::default()
+        });
     let services =
         services_for(kind, &context, &common, address, session_cache).map_err(BenchError)?;
     let (stop, stopped) = oneshot::channel::<()>();

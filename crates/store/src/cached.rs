@@ -1,11 +1,12 @@
 //! A near-cache of session records for validators: [`CachedSessions`]
-//! answers reads from process memory, and forgets a session the moment the
-//! event feed says it changed.
+//! answers reads from process memory, and forgets a session the moment it
+//! learns that the session changed: from the event feed (the default), or
+//! from Redis' own client-side-caching invalidations ([`Invalidations`]).
 //!
 //! Safety rules, in order of importance:
-//! - The cache is used only while the feed is live. When the feed goes down
-//!   (or skips events), every entry is dropped at once and every read goes
-//!   to the store until the feed is back.
+//! - The cache is used only while the invalidations are live. When their
+//!   source goes down (or skips events), every entry is dropped at once and
+//!   every read goes to the store until the source is back.
 //! - A read that raced a change never fills the cache: an entry is kept
 //!   only if no invalidation happened between starting the store read and
 //!   storing the entry (a generation counter, checked after the insert).
@@ -31,13 +32,15 @@ use crate::{EventStore, FeedState, SessionStore, SubjectPage};
 /// Events read from the feed at a time.
 const INVALIDATION_PAGE: usize = 1000;
 
-/// How much the near-cache may hold.
+/// How much the near-cache may hold, and how it learns of changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionCacheSettings {
     /// Most sessions kept.
     pub max_entries: u64,
     /// Longest an entry is kept, however valid it stays.
     pub time_to_live: Duration,
+    /// Where invalidations come from.
+    pub invalidation: InvalidationSource,
 }
 
 impl Default for SessionCacheSettings {
@@ -46,7 +49,79 @@ impl Default for SessionCacheSettings {
         SessionCacheSettings {
             max_entries: 100_000,
             time_to_live: Duration::from_secs(60),
+            invalidation: InvalidationSource::EventFeed,
         }
+    }
+}
+
+/// Which source of invalidations a near-cache follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvalidationSource {
+    /// The store's event feed: every change's event, in order, with a
+    /// cursor that shows a gap (docs/benchmarks.md compares the two).
+    #[default]
+    EventFeed,
+    /// Redis' server-assisted client-side caching: `CLIENT TRACKING ON
+    /// BCAST` over RESP3 on a connection of its own, which pushes the name
+    /// of every session key written. A single Redis only.
+    KeyTracking,
+}
+
+/// The followed source of invalidations, as [`CachedSessions::new`] takes
+/// it.
+#[derive(Clone)]
+pub enum Invalidations {
+    /// The store's event feed.
+    EventFeed(Arc<dyn EventStore>),
+    /// A source that pushes the sessions whose records changed.
+    KeyTracking(Arc<dyn SessionTracking>),
+}
+
+/// A source that tells a cache, as they happen, which sessions' records
+/// changed, such as Redis' key tracking.
+pub trait SessionTracking: Send + Sync + 'static {
+    /// Starts following changes for as long as the process runs (a task of
+    /// its own), telling `cache` what changed and when it cannot tell.
+    fn start(&self, cache: TrackedCache);
+}
+
+/// What a [`SessionTracking`] source may do to the cache it keeps exact.
+#[derive(Clone)]
+pub struct TrackedCache(Arc<Shared>);
+
+impl TrackedCache {
+    /// From now on every change will be told: the cache may be used.
+    /// Reads that started before this hold records that may have changed
+    /// untold, so none of them fills the cache.
+    pub fn go_live(&self) {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.live.store(true, Ordering::SeqCst);
+        tracing::info!("session cache live");
+    }
+
+    /// Session `id`'s record changed.
+    pub fn forget(&self, id: SessionId) {
+        self.0.forget(id);
+    }
+
+    /// Any record may have changed (the store was flushed), and the source
+    /// still follows: empties the cache and stays live.
+    pub fn forget_everything(&self) {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.entries.clear();
+    }
+
+    /// Changes may go untold from now on: drops every entry and stops
+    /// using the cache until [`go_live`](Self::go_live).
+    pub fn drop_all(&self, reason: &str) {
+        if self.0.live.load(Ordering::SeqCst) {
+            tracing::warn!(
+                reason,
+                "session cache dropped; reading the store until invalidations are back"
+            );
+            metrics::counter!("sigil_session_cache_drops_total").increment(1);
+        }
+        self.0.drop_all();
     }
 }
 
@@ -132,12 +207,13 @@ impl Shared {
 }
 
 impl CachedSessions {
-    /// A cache over `store`, kept exact by `events` (the same store's
-    /// feed). Starts a task that follows the feed for as long as the
-    /// process runs; until the feed is live, every read goes to the store.
+    /// A cache over `store`, kept exact by `invalidations` (the same
+    /// store's feed or key tracking). Starts a task that follows them for
+    /// as long as the process runs; until they are live, every read goes
+    /// to the store.
     pub fn new(
         store: Arc<dyn SessionStore>,
-        events: Arc<dyn EventStore>,
+        invalidations: Invalidations,
         settings: SessionCacheSettings,
     ) -> Self {
         let shared = Arc::new(Shared {
@@ -147,7 +223,14 @@ impl CachedSessions {
             generation: AtomicU64::new(0),
             counters: OnceLock::new(),
         });
-        tokio::spawn(invalidate_forever(events, Arc::clone(&shared)));
+        match invalidations {
+            Invalidations::EventFeed(events) => {
+                tokio::spawn(invalidate_forever(events, Arc::clone(&shared)));
+            }
+            Invalidations::KeyTracking(source) => {
+                source.start(TrackedCache(Arc::clone(&shared)));
+            }
+        }
         CachedSessions { store, shared }
     }
 
@@ -232,22 +315,16 @@ impl SessionStore for CachedSessions {
 /// everything whenever the feed cannot be trusted, and starts over.
 async fn invalidate_forever(events: Arc<dyn EventStore>, shared: Arc<Shared>) {
     let mut feed = events.follow();
+    let cache = TrackedCache(Arc::clone(&shared));
     loop {
         let Some(mut cursor) = wait_until_live(&mut feed).await else {
             return;
         };
         // Reads that started before this point may hold records older than
-        // `cursor`: the bump keeps them out of the cache.
-        shared.generation.fetch_add(1, Ordering::SeqCst);
-        shared.live.store(true, Ordering::SeqCst);
-        tracing::info!("session cache live");
+        // `cursor`: going live keeps them out of the cache.
+        cache.go_live();
         let ended = follow(&*events, &mut feed, &shared, &mut cursor).await;
-        shared.drop_all();
-        tracing::warn!(
-            reason = ended,
-            "session cache dropped; reading the store until the feed is back"
-        );
-        metrics::counter!("sigil_session_cache_drops_total").increment(1);
+        cache.drop_all(ended);
         if feed.has_changed().is_err() {
             return;
         }

@@ -62,6 +62,12 @@ pub trait EventStore: Send + Sync + 'static {
     fn every_change_has_its_event(&self) -> bool {
         true
     }
+
+    /// The store's own tracking of changed session keys, where it has one
+    /// (a single Redis: RESP3 client tracking); `None` otherwise.
+    fn session_tracking(&self) -> Option<std::sync::Arc<dyn crate::SessionTracking>> {
+        None
+    }
 }
 
 /// Checks a page read after `after` against the newest cursor the store

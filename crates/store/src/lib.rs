@@ -21,7 +21,10 @@ use sigil_domain::{ApiTokenId, Event, EventKind, Result, SessionId, SessionRecor
 use sigil_jwt::StoredSigningKey;
 
 pub use api_tokens::{ApiTokenPage, ApiTokenStore};
-pub use cached::{CachedSessions, SessionCacheSettings};
+pub use cached::{
+    CachedSessions, InvalidationSource, Invalidations, SessionCacheSettings, SessionTracking,
+    TrackedCache,
+};
 pub use clock::SystemClock;
 pub use events::{DEFAULT_EVENT_RETENTION, EventStore, FeedState};
 

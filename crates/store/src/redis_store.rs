@@ -29,6 +29,7 @@ mod cluster;
 mod confirm;
 mod connection;
 mod events;
+mod tracking;
 
 use confirm::Confirmation;
 pub use connection::RedisConfigError;
@@ -363,6 +364,12 @@ impl RedisStore {
 
 fn session_key(id: SessionId) -> String {
     format!("sigil:{{{id}}}:session")
+}
+
+/// The session whose record `key` is; `None` for any other key.
+fn session_of_key(key: &[u8]) -> Option<SessionId> {
+    let id = key.strip_prefix(b"sigil:{")?.strip_suffix(b"}:session")?;
+    std::str::from_utf8(id).ok()?.parse().ok()
 }
 
 fn subject_key(subject: &Subject) -> String {

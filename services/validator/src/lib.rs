@@ -14,11 +14,11 @@ use sigil_domain::{
 };
 use sigil_proto::{convert::assurance_level_from_pb, status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
-use sigil_store::CachedSessions;
+use sigil_store::{CachedSessions, InvalidationSource, Invalidations};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 pub use keys::KeySettings;
-pub use session_cache::SessionCacheArgs;
+pub use session_cache::{Invalidation, SessionCacheArgs};
 
 use pb::validator_service_server::{SERVICE_NAME, ValidatorService, ValidatorServiceServer};
 
@@ -43,20 +43,35 @@ pub fn add_to(
 ) -> Result<(), String> {
     let mut context = context.clone();
     if let Some(cache) = settings.session_cache {
-        if !context.events.every_change_has_its_event() {
-            // A change whose event is lost would leave the cache serving
-            // the old record (a revoked session as valid) until its TTL.
-            return Err(
-                "the session near-cache (SIGIL_SESSION_CACHE) needs a store whose \
+        let invalidations = match cache.invalidation {
+            InvalidationSource::EventFeed => {
+                if !context.events.every_change_has_its_event() {
+                    // A change whose event is lost would leave the cache
+                    // serving the old record (a revoked session as valid)
+                    // until its TTL.
+                    return Err(
+                        "the session near-cache (SIGIL_SESSION_CACHE) needs a store whose \
                         every change has its event, which a Redis Cluster \
                         (SIGIL_REDIS_URL redis+cluster://) does not give: turn one of them off \
                         (see docs/operations.md, \"Redis Cluster, TLS and ACL users\")"
-                    .to_owned(),
-            );
-        }
+                            .to_owned(),
+                    );
+                }
+                Invalidations::EventFeed(Arc::clone(&context.events))
+            }
+            InvalidationSource::KeyTracking => {
+                let tracking = context.events.session_tracking().ok_or_else(|| {
+                    "SIGIL_SESSION_CACHE_INVALIDATION=key-tracking needs a single Redis \
+                     (SIGIL_REDIS_URL redis:// or rediss://): the in-memory store and a \
+                     Redis Cluster have no key tracking"
+                        .to_owned()
+                })?;
+                Invalidations::KeyTracking(tracking)
+            }
+        };
         context.store = Arc::new(CachedSessions::new(
             Arc::clone(&context.store),
-            Arc::clone(&context.events),
+            invalidations,
             cache,
         ));
     }

@@ -137,6 +137,11 @@ impl EventStore for RedisStore {
         self.cluster.is_none()
     }
 
+    fn session_tracking(&self) -> Option<Arc<dyn crate::SessionTracking>> {
+        super::tracking::KeyTracking::new(&self.target, self.timeout)
+            .map(|tracking| Arc::new(tracking) as Arc<dyn crate::SessionTracking>)
+    }
+
     fn follow(&self) -> watch::Receiver<FeedState> {
         self.feed
             .get_or_init(|| {
