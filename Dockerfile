@@ -9,10 +9,10 @@
 # without one the image runs `sigil dev` on 0.0.0.0:50051 for a trial.
 
 FROM rust:1.95-slim-bookworm AS builder
-# aws-lc-sys (jsonwebtoken's crypto backend) compiles C; protoc is vendored
-# by protoc-bin-vendored, so a C compiler is all the build needs. Not
-# pinned: Debian's point releases replace package versions, and the rust
-# image tag already fixes the Debian release.
+# aws-lc-sys (jsonwebtoken's crypto backend) and mimalloc (the allocator)
+# compile C; protoc is vendored by protoc-bin-vendored, so a C compiler is
+# all the build needs. Not pinned: Debian's point releases replace package
+# versions, and the rust image tag already fixes the Debian release.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \

@@ -29,5 +29,13 @@ pub use telemetry::{OtlpSettings, Telemetry, init_telemetry, init_telemetry_with
 pub use tls::{Tls, TlsArgs, connect_lazy, watch_tls};
 pub use trace_context::{TraceContext, inject_trace_context};
 
+/// Every binary built on this runtime (Sigil's services, `sigil-bench`,
+/// the tests) allocates through mimalloc: glibc's malloc and free were a
+/// fifth of the server's CPU for a 1,000-token ValidateTokens, and a
+/// batch's answer is thousands of small strings (docs/benchmarks.md,
+/// "What each fix bought").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for a configuration error (`EX_USAGE`).
 pub const EXIT_BAD_CONFIG: u8 = 64;
