@@ -125,8 +125,9 @@ impl TrackedCache {
     }
 }
 
-/// Sessions read through an in-process cache that the event feed keeps
-/// exact. Writes, listings and pings go straight to the store.
+/// Sessions read through an in-process cache that its invalidations (the
+/// event feed or key tracking) keep exact. Writes, listings and pings go
+/// straight to the store.
 pub struct CachedSessions {
     store: Arc<dyn SessionStore>,
     shared: Arc<Shared>,

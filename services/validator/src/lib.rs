@@ -1,6 +1,7 @@
 //! The validator: answers "is this session token good, and what may it do?"
 //! with one store round trip per call (or none, from the opt-in near-cache
-//! the event feed keeps exact), and verifies the issuer's JWTs.
+//! the event feed or Redis key tracking keeps exact), and verifies the
+//! issuer's JWTs.
 
 mod batch;
 mod keys;

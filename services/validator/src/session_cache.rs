@@ -9,9 +9,10 @@ use sigil_store::{InvalidationSource, SessionCacheSettings};
 #[derive(Debug, Clone, Args)]
 pub struct SessionCacheArgs {
     /// Answer WhoAmI, CheckAccess and VerifyToken's session check from an
-    /// in-process cache that the event feed keeps exact (a revoked session
-    /// is forgotten as soon as its event arrives; the cache is dropped
-    /// whenever the feed is down).
+    /// in-process cache that the event feed (or Redis key tracking, see
+    /// `--session-cache-invalidation`) keeps exact: a revoked session is
+    /// forgotten as soon as the invalidation arrives, and the whole cache
+    /// is dropped whenever the invalidations are down.
     #[arg(long, env = "SIGIL_SESSION_CACHE")]
     pub session_cache: bool,
     /// Most sessions the near-cache holds.
