@@ -67,7 +67,7 @@ every_invalidation!(
 
 /// A validator with the near-cache on, over its own connection to the
 /// harness's store (the same store, for the in-memory one).
-fn caching_validator(h: &Harness, invalidation: InvalidationSource) -> Server {
+pub(crate) fn caching_validator(h: &Harness, invalidation: InvalidationSource) -> Server {
     let context = match &h.redis {
         Some(redis) => h.context_over(&redis_config(redis)),
         None => h.context.clone(),

@@ -15,10 +15,10 @@ use rcgen::{
 };
 use sigil_proto::v1 as pb;
 use sigil_runtime::{CommonArgs, Context};
-use sigil_store::RedisStore;
+use sigil_store::{InvalidationSource, RedisStore};
 use tonic::Code;
 
-use crate::harness::{DEADLINE, Harness, RedisServer};
+use crate::harness::{DEADLINE, Harness, RedisServer, eventually};
 
 /// A `redis-server` that speaks TLS only, with a certificate for
 /// `127.0.0.1` signed by a CA made for the test; killed on drop.
@@ -233,6 +233,32 @@ async fn an_acl_user_serves_the_flow_and_a_refused_password_stops_startup() {
     ))
     .await;
     whole_flow(&h).await;
+    // The near-cache's key tracking runs as that user too: `CLIENT
+    // TRACKING ON BCAST PREFIX sigil:{` is within `~sigil:* +@all` (the
+    // client shows flag `t` only once Redis accepted it).
+    let _caching = crate::near_cache::caching_validator(&h, InvalidationSource::KeyTracking);
+    let as_sigil = redis::Client::open(url.as_str())
+        .expect("valid url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connected as sigil");
+    eventually("the validator tracks keys as the ACL user", || {
+        let mut connection = as_sigil.clone();
+        async move {
+            let clients: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut connection)
+                .await
+                .expect("CLIENT LIST");
+            clients.lines().any(|client| {
+                client.contains(" user=sigil ")
+                    && client
+                        .split(' ')
+                        .any(|field| field.starts_with("flags=") && field.contains('t'))
+            })
+        }
+    })
+    .await;
 
     for refused in [
         format!("redis://sigil:wrong-pass@127.0.0.1:{port}"),
