@@ -100,3 +100,38 @@ async fn metrics_count_calls_codes_and_sessions() {
     }
     assert!(after.contains("# TYPE sigil_grpc_request_duration_seconds histogram"));
 }
+
+/// The validator's key and template caches count into
+/// `sigil_cache_requests_total` (their counter handles are made once, on
+/// first use, so this shows they were made after the recorder was).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifying_counts_the_key_and_template_caches() {
+    let h = Harness::memory().await;
+    crate::jwt::put(
+        &h,
+        crate::jwt::template("metered", pb::SigningAlgorithm::Eddsa),
+    )
+    .await;
+    let (key, _) = crate::jwt::alice(&h).await;
+    let jwt = crate::jwt::token(&h, &key, "metered").await.jwt;
+    let jwks_hits = [("cache", "jwks"), ("result", "hit")];
+    let template_reads = [("cache", "template")];
+    let before = scrape(&h);
+    let mut validator = h.validator().await;
+    // The first call may fetch the JWKS; the second finds the key cached.
+    for _ in 0..2 {
+        validator
+            .verify_token(pb::VerifyTokenRequest {
+                jwt: jwt.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("verified");
+    }
+    let after = scrape(&h);
+    for labels in [&jwks_hits[..], &template_reads[..]] {
+        let name = "sigil_cache_requests_total";
+        let moved = sample(&after, name, labels) - sample(&before, name, labels);
+        assert!(moved >= 1.0, "{name} {labels:?} moved by {moved}");
+    }
+}

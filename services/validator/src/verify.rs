@@ -1,16 +1,14 @@
 //! VerifyToken: a JWT of this cluster's issuer, checked against the key its
 //! `kid` names and the template it came from.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use sigil_domain::{Error, Result, TokenRejection};
-use sigil_jwt::{
-    StoredTemplate, VerifiedToken, VerifyingKey, check_claims, header_kid, verify_signature,
-};
+use sigil_jwt::{VerifiedToken, VerifyingKey, check_claims, header_kid, verify_signature};
 use sigil_proto::{convert::timestamp_to_pb, jwt::json_to_struct, v1 as pb};
 use tonic::Request;
 
-use crate::Validator;
+use crate::{Validator, keys::CachedTemplate};
 
 /// Prefix of the key id of a template's HS256 shared secret.
 const HS256_KID_PREFIX: &str = "hs256-";
@@ -92,10 +90,11 @@ impl Validator {
             .ok_or(rejected(TokenRejection::Malformed))?
             .to_owned();
         // A deleted template takes its tokens with it.
-        let template = self
+        let cached = self
             .template(&template_name, templates)
             .await?
             .ok_or(rejected(TokenRejection::UnknownKey))?;
+        let template = &cached.template;
         if template.algorithm != key.algorithm {
             return Err(rejected(TokenRejection::BadSignature));
         }
@@ -132,13 +131,13 @@ impl Validator {
         let master_key = self.context.master_key()?;
         let template = self.template(name, templates).await?;
         Ok(template
-            .filter(|template| template.secret_kid.as_deref() == Some(kid))
-            .and_then(|template| template.hs256_verifying_key(master_key)))
+            .filter(|cached| cached.template.secret_kid.as_deref() == Some(kid))
+            .and_then(|cached| cached.hs256_key(master_key).cloned()))
     }
 }
 
 /// Templates already read by one call, by name (`None`: no such template).
-pub(crate) type Templates = HashMap<String, Option<StoredTemplate>>;
+pub(crate) type Templates = HashMap<String, Option<Arc<CachedTemplate>>>;
 
 impl Validator {
     /// The template `name`, from `templates` or the cache.
@@ -146,7 +145,7 @@ impl Validator {
         &self,
         name: &str,
         templates: &mut Templates,
-    ) -> Result<Option<StoredTemplate>> {
+    ) -> Result<Option<Arc<CachedTemplate>>> {
         if let Some(template) = templates.get(name) {
             return Ok(template.clone());
         }
