@@ -16,7 +16,7 @@
 
 use std::{
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -27,7 +27,7 @@ use quick_cache::sync::Cache;
 use sigil_domain::{EventCursor, EventKind, Result, SessionId, SessionRecord, Subject};
 use tokio::sync::watch;
 
-use crate::{EventStore, FeedState, SessionStore, SubjectPage};
+use crate::{CacheCounters, EventStore, FeedState, SessionStore, SubjectPage};
 
 /// Events read from the feed at a time.
 const INVALIDATION_PAGE: usize = 1000;
@@ -147,10 +147,8 @@ struct Shared {
     /// Bumped by every invalidation and every drop: a read that saw it
     /// change must not leave its record in the cache.
     generation: AtomicU64,
-    /// `sigil_cache_requests_total{cache="session"}` for hits and misses,
-    /// looked up on the first read (the metrics recorder is installed only
-    /// when serving starts) rather than on every read.
-    counters: OnceLock<[metrics::Counter; 2]>,
+    /// `sigil_cache_requests_total{cache="session"}`.
+    counters: CacheCounters,
 }
 
 impl Shared {
@@ -194,15 +192,7 @@ impl Shared {
             }
             None => None,
         };
-        let [hits, misses] = self.counters.get_or_init(|| {
-            ["hit", "miss"].map(|result| {
-                metrics::counter!("sigil_cache_requests_total", "cache" => "session", "result" => result)
-            })
-        });
-        match hit {
-            Some(_) => hits.increment(1),
-            None => misses.increment(1),
-        }
+        self.counters.count(hit.is_some());
         hit
     }
 }
@@ -222,7 +212,7 @@ impl CachedSessions {
             time_to_live: settings.time_to_live,
             live: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            counters: OnceLock::new(),
+            counters: CacheCounters::new("session"),
         });
         match invalidations {
             Invalidations::EventFeed(events) => {

@@ -7,6 +7,7 @@
 //! Every rule about what a change may be lives in `sigil_domain`.
 
 mod api_tokens;
+mod cache_counters;
 mod cached;
 mod clock;
 mod events;
@@ -21,6 +22,7 @@ use sigil_domain::{ApiTokenId, Event, EventKind, Result, SessionId, SessionRecor
 use sigil_jwt::StoredSigningKey;
 
 pub use api_tokens::{ApiTokenPage, ApiTokenStore};
+pub use cache_counters::CacheCounters;
 pub use cached::{
     CachedSessions, InvalidationSource, Invalidations, SessionCacheSettings, SessionTracking,
     TrackedCache,

@@ -12,6 +12,7 @@ use sigil_domain::{Error, Result};
 use sigil_jwt::{MasterKey, StoredTemplate, VerifyingKey};
 use sigil_proto::{jwt::jwk_from_pb, v1 as pb};
 use sigil_runtime::Context;
+use sigil_store::CacheCounters;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 use tracing::Instrument;
@@ -42,9 +43,8 @@ pub(crate) struct KeyCache {
     /// When the last fetch was tried.
     last_fetch: Mutex<Option<Instant>>,
     refresh_interval: Duration,
-    /// `sigil_cache_requests_total{cache="jwks"}` hits and misses, looked
-    /// up once rather than in the registry on every call.
-    counters: OnceLock<[metrics::Counter; 2]>,
+    /// `sigil_cache_requests_total{cache="jwks"}`.
+    counters: CacheCounters,
 }
 
 impl KeyCache {
@@ -65,7 +65,7 @@ impl KeyCache {
             keys: RwLock::default(),
             last_fetch: Mutex::default(),
             refresh_interval: settings.jwks_refresh_interval,
-            counters: OnceLock::new(),
+            counters: CacheCounters::new("jwks"),
         })
     }
 
@@ -73,16 +73,11 @@ impl KeyCache {
     /// last fetch is old enough. UNAVAILABLE when the issuer cannot be
     /// reached and the key is not cached.
     pub(crate) async fn key(&self, kid: &str) -> Result<Option<VerifyingKey>> {
-        let [hits, misses] = self.counters.get_or_init(|| {
-            ["hit", "miss"].map(|result| {
-                metrics::counter!("sigil_cache_requests_total", "cache" => "jwks", "result" => result)
-            })
-        });
         if let Some(key) = self.cached(kid) {
-            hits.increment(1);
+            self.counters.count(true);
             return Ok(Some(key));
         }
-        misses.increment(1);
+        self.counters.count(false);
         let mut last_fetch = self.last_fetch.lock().await;
         // Another task may have fetched while this one waited.
         if let Some(key) = self.cached(kid) {
@@ -154,9 +149,8 @@ pub(crate) struct TemplateCache {
     ttl: Duration,
     /// By name: when it was read, and the template (`None`: no such one).
     entries: RwLock<HashMap<String, TemplateEntry>>,
-    /// `sigil_cache_requests_total{cache="template"}` hits and misses,
-    /// looked up once rather than in the registry on every call.
-    counters: OnceLock<[metrics::Counter; 2]>,
+    /// `sigil_cache_requests_total{cache="template"}`.
+    counters: CacheCounters,
 }
 
 /// A cached read of a template: when it was read, and what it found.
@@ -186,7 +180,7 @@ impl TemplateCache {
         TemplateCache {
             ttl,
             entries: RwLock::default(),
-            counters: OnceLock::new(),
+            counters: CacheCounters::new("template"),
         }
     }
 
@@ -196,11 +190,6 @@ impl TemplateCache {
         context: &Context,
         name: &str,
     ) -> Result<Option<Arc<CachedTemplate>>> {
-        let [hits, misses] = self.counters.get_or_init(|| {
-            ["hit", "miss"].map(|result| {
-                metrics::counter!("sigil_cache_requests_total", "cache" => "template", "result" => result)
-            })
-        });
         let fresh = self
             .entries
             .read()
@@ -209,10 +198,10 @@ impl TemplateCache {
             .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, template)| template.clone());
         if let Some(template) = fresh {
-            hits.increment(1);
+            self.counters.count(true);
             return Ok(template);
         }
-        misses.increment(1);
+        self.counters.count(false);
         let template = context.jwt_store.template(name).await?.map(|template| {
             Arc::new(CachedTemplate {
                 template,

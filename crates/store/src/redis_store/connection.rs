@@ -235,6 +235,23 @@ impl Target {
     }
 }
 
+/// Waits between attempts to reconnect a connection of its own (the event
+/// feed's follower, key tracking), longer after each failure in a row.
+const RECONNECT_DELAYS: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+];
+
+/// Sleeps before the next attempt to reconnect after `failures` failures in
+/// a row, and counts this one; the owner resets `failures` once connected.
+pub(super) async fn pause_before_reconnecting(failures: &mut usize) {
+    let delay = RECONNECT_DELAYS[(*failures).min(RECONNECT_DELAYS.len() - 1)];
+    *failures += 1;
+    tokio::time::sleep(delay).await;
+}
+
 /// How a cluster connection waits: each attempt bounded, and the whole
 /// request (redirects and retries after a failover included) bounded by
 /// the same response timeout, so a store call's deadline holds.

@@ -16,7 +16,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::connection::{Connection, Target};
+use super::connection::{Connection, Target, pause_before_reconnecting};
 use async_trait::async_trait;
 use sigil_domain::{Error, Event, EventCursor, Result, StoredEvent, Timestamp};
 use tokio::sync::watch;
@@ -32,13 +32,6 @@ pub(super) const EVENT_COUNTER_KEY: &str = "sigil:{events}:counter";
 const FOLLOW_BLOCK: Duration = Duration::from_millis(500);
 /// Most entries one follower `XREAD` returns.
 const FOLLOW_COUNT: usize = 1000;
-/// Waits between attempts to reconnect the follower.
-const RECONNECT_DELAYS: [Duration; 4] = [
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_millis(250),
-    Duration::from_millis(500),
-];
 
 /// A stream entry as redis-rs reads it: id and flat field/value list.
 type Entry = (String, Vec<String>);
@@ -166,9 +159,7 @@ async fn follow_forever(target: Target, timeout: Duration, feed: Arc<watch::Send
         let error = follow(&target, timeout, &feed, &mut failures).await;
         feed.send_if_modified(|state| std::mem::replace(state, FeedState::Down) != FeedState::Down);
         tracing::warn!(%error, "event feed down; reconnecting");
-        let delay = RECONNECT_DELAYS[failures.min(RECONNECT_DELAYS.len() - 1)];
-        failures += 1;
-        tokio::time::sleep(delay).await;
+        pause_before_reconnecting(&mut failures).await;
     }
 }
 

@@ -26,7 +26,10 @@ use std::{
 
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
 
-use super::{connection::Target, session_of_key};
+use super::{
+    connection::{Target, pause_before_reconnecting},
+    session_of_key,
+};
 use crate::{SessionTracking, TrackedCache};
 
 /// The prefix tracked: every key Sigil writes.
@@ -34,13 +37,6 @@ const TRACKED_PREFIX: &str = "sigil:{";
 /// How often the tracking connection is checked; bounds how late a dead
 /// connection is noticed when Redis does not close it.
 const PING_EVERY: Duration = Duration::from_millis(500);
-/// Waits between attempts to reconnect.
-const RECONNECT_DELAYS: [Duration; 4] = [
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_millis(250),
-    Duration::from_millis(500),
-];
 
 /// Key tracking of one Redis server.
 pub(super) struct KeyTracking {
@@ -79,9 +75,7 @@ async fn track_forever(client: Client, timeout: Duration, cache: TrackedCache) {
         let error = track(&client, timeout, &cache, &mut failures).await;
         cache.drop_all("the key tracking connection failed");
         tracing::warn!(%error, "key tracking down; reconnecting");
-        let delay = RECONNECT_DELAYS[failures.min(RECONNECT_DELAYS.len() - 1)];
-        failures += 1;
-        tokio::time::sleep(delay).await;
+        pause_before_reconnecting(&mut failures).await;
     }
 }
 
