@@ -25,6 +25,9 @@ use crate::harness::{Harness, RedisServer, ValidatorServiceClient, admin, channe
 struct Tally {
     /// (session revoked before the faults, answer code) → count.
     answers: BTreeMap<(bool, String), u64>,
+    /// The first message seen with each error code, to tell apart the
+    /// causes a code can have when an assertion fails.
+    messages: BTreeMap<String, String>,
 }
 
 impl Tally {
@@ -59,11 +62,18 @@ async fn load(
                 ..Default::default()
             })
             .await;
+        let mut tally = tally.lock().expect("tally");
         let code = match answer {
             Ok(_) => "Ok".to_owned(),
-            Err(status) => format!("{:?}", status.code()),
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                tally
+                    .messages
+                    .entry(code.clone())
+                    .or_insert_with(|| status.message().to_owned());
+                code
+            }
         };
-        let mut tally = tally.lock().expect("tally");
         *tally.answers.entry((*revoked, code)).or_default() += 1;
     }
 }
@@ -203,7 +213,11 @@ async fn under_load_no_fault_makes_a_revoked_session_valid() {
                 (revoked, code.as_str()),
                 (_, "Unavailable" | "DeadlineExceeded") | (false, "Ok") | (true, "Unauthenticated")
             ) || (draining && code == "Cancelled");
-            assert!(allowed, "{count} answers {code} for revoked={revoked}");
+            assert!(
+                allowed,
+                "{count} answers {code} for revoked={revoked}, the first saying {:?}",
+                tally.messages.get(code)
+            );
         }
     }
 

@@ -157,23 +157,29 @@ impl RedisServer {
     /// Starts a replica of the primary reached on `port` (which may be a
     /// [`proxy::TcpProxy`] to it), and waits until it is in sync.
     pub async fn start_replica_through(port: u16) -> RedisServer {
+        // A replica writes the snapshot of a full sync to its directory
+        // before loading it: give it one of its own, not the test's.
+        let own_port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("sigil-replica-{}-{own_port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
         let mut server = RedisServer {
-            port: free_port(),
+            port: own_port,
             binary: PathBuf::from("redis-server"),
             child: None,
-            persistence: [
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--replicaof",
-                "127.0.0.1",
-            ]
-            .map(String::from)
-            .into_iter()
-            .chain([port.to_string()])
-            .collect(),
-            dir: None,
+            persistence: vec![
+                "--dir".to_owned(),
+                dir.display().to_string(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+                "--replicaof".to_owned(),
+                "127.0.0.1".to_owned(),
+                port.to_string(),
+            ],
+            dir: Some(dir),
         };
         server.restart().await;
         server.until_in_sync().await;
@@ -479,6 +485,16 @@ pub fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
     }
 }
 
+/// Waits until `store` answers PING. On a cluster the first call connects
+/// to every node and reads the slot map, which a busy machine may not
+/// finish within one call's deadline: connect before a test's first RPC.
+async fn until_connected(store: &RedisStore) {
+    eventually("the store answers PING", || async {
+        store.ping().await.is_ok()
+    })
+    .await;
+}
+
 /// A store over `redis` as every test reaches it.
 pub fn redis_store(redis: &RedisServer) -> RedisStore {
     RedisStore::new(&redis_config(redis)).expect("valid url")
@@ -563,6 +579,7 @@ impl Harness {
     /// Services over `cluster`, reached as `config` says.
     pub async fn over_cluster(cluster: ClusterLease, config: &RedisConfig) -> Harness {
         let store = RedisStore::new(config).expect("valid url");
+        until_connected(&store).await;
         let mut harness =
             Harness::start(Arc::new(store), start_clock(), None, Limits::default()).await;
         harness.cluster = Some(cluster);
@@ -574,6 +591,7 @@ impl Harness {
     pub async fn redis_cluster_with_policy(policy: SessionPolicy) -> Harness {
         let cluster = RedisCluster::lease().await;
         let store = RedisStore::new(&cluster_config(&cluster)).expect("valid url");
+        until_connected(&store).await;
         let mut harness = Harness::start_with(
             Arc::new(store),
             start_clock(),

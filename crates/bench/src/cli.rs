@@ -108,6 +108,15 @@ pub struct RunArgs {
     /// gives each as a ratio of the two rates. Needs the Redis store.
     #[arg(long)]
     pub scaling_cpus: Option<String>,
+    /// With `--scaling-cpus`: run both sides of that comparison as Sigils
+    /// of their own under a cgroup CPU quota of this share of each of their
+    /// CPUs (0.4: 0.4 of a CPU for the one-CPU side, 0.8 spread over two
+    /// for `0,1`, with a worker per CPU), leaving the rest of every core to
+    /// the load and Redis. So a machine with no core to spare for the load
+    /// can still tell whether Sigil's rate grows with its CPUs. Needs root
+    /// (a cgroup write).
+    #[arg(long)]
+    pub core_share: Option<f64>,
     /// Pin sigil-bench's load to this CPU.
     #[arg(long)]
     pub client_cpu: Option<usize>,
@@ -215,7 +224,7 @@ impl RunArgs {
                 && cpus
                     .chars()
                     .all(|char| char.is_ascii_digit() || char == ',' || char == '-');
-            if !well_formed {
+            if !well_formed || crate::pin::cpus_in(cpus).is_none() {
                 return Err("--scaling-cpus takes a CPU list such as 0,1 or 0-1".into());
             }
             if self.store != StoreKind::Redis || self.target.is_some() || self.in_process {
@@ -224,6 +233,14 @@ impl RunArgs {
                      --in-process and --store memory"
                         .into(),
                 );
+            }
+        }
+        if let Some(share) = self.core_share {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err("--core-share must be above 0 and at most 1".into());
+            }
+            if self.scaling_cpus.is_none() {
+                return Err("--core-share applies to --scaling-cpus: give both".into());
             }
         }
         if self.max_requests == 0 {

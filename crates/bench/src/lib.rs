@@ -14,6 +14,7 @@ pub mod cli;
 mod api_tokens;
 mod baseline;
 mod ceiling;
+mod cpu_limit;
 mod direct;
 mod jwts;
 mod load;

@@ -21,18 +21,22 @@ impl RedisServer {
     /// Starts one, pinned to `cpu` if given, and waits until it answers.
     pub async fn start(cpu: Option<usize>) -> Result<RedisServer, BenchError> {
         let port = free_port()?;
-        let child = command_on(cpu.map(|cpu| cpu.to_string()).as_deref(), "redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| {
-                BenchError(format!(
-                    "cannot start redis-server (is it installed? tests/run.sh installs it): {error}"
-                ))
-            })?;
+        let child = command_on(
+            cpu.map(|cpu| cpu.to_string()).as_deref(),
+            None,
+            "redis-server",
+        )
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| {
+            BenchError(format!(
+                "cannot start redis-server (is it installed? tests/run.sh installs it): {error}"
+            ))
+        })?;
         let mut server = RedisServer {
             url: format!("redis://127.0.0.1:{port}"),
             child,

@@ -57,10 +57,15 @@ pub struct Scaling {
 }
 
 impl Scaling {
-    /// `wide` (on `cpus`) against `narrow`.
-    pub fn between(narrow: &Measurement, wide: &Measurement, cpus: &str) -> Scaling {
+    /// `scenario` measured as `wide` (on `cpus`) against `narrow`.
+    pub fn between(
+        scenario: &str,
+        narrow: &Measurement,
+        wide: &Measurement,
+        cpus: &str,
+    ) -> Scaling {
         Scaling {
-            scenario: narrow.name.clone(),
+            scenario: scenario.to_owned(),
             cpus: cpus.to_owned(),
             narrow_requests_per_second: narrow.requests_per_second,
             wide_requests_per_second: wide.requests_per_second,
@@ -118,6 +123,9 @@ pub struct Settings {
     pub server_cpu: Option<usize>,
     /// The CPU the load was pinned to.
     pub client_cpu: Option<usize>,
+    /// The share of each CPU the scaling comparison's Sigils were given
+    /// as a cgroup CPU quota, if any (`--core-share`).
+    pub core_share: Option<f64>,
     /// The CPU sigil-bench's redis-server was pinned to.
     pub redis_cpu: Option<usize>,
     /// Whether Sigil's validator ran with the session near-cache, and
@@ -396,6 +404,13 @@ impl Report {
             );
         }
         self.ceilings_table(&mut out);
+        if let (Some(share), false) = (settings.core_share, self.scaling.is_empty()) {
+            let _ = writeln!(
+                out,
+                "scaling under a core share of {share}: each Sigil may use {share} of each of \
+                 its CPUs (cgroup CPU quota)"
+            );
+        }
         for scaling in &self.scaling {
             let cpu = |micros: Option<f64>| {
                 micros.map_or_else(|| "?".to_owned(), |micros| format!("{micros:.1}"))

@@ -79,6 +79,8 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         master_key: MasterKey::generate(&mut UnwrapErr(SysRng)).to_base64(),
         session_cache: args.session_cache,
         session_cache_invalidation: args.session_cache_invalidation,
+        cpu_quota: None,
+        worker_threads: None,
     };
     let baseline = RunningServer::start(ServerKind::Baseline, &launch, &admin_key).await?;
     let sigil_launch = Launch {
@@ -218,36 +220,72 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
     }
     let mut scaling = Vec::new();
     if let Some(cpus) = &args.scaling_cpus {
-        // A second Sigil on the same Redis, so the sessions, templates and
-        // tokens made for the first serve it too.
+        let width = crate::pin::cpus_in(cpus).unwrap_or(1);
+        // Further Sigils on the same Redis, so the sessions, templates and
+        // tokens made for the first serve them too. Under a core share the
+        // one-CPU side is a Sigil of its own, with the share as its quota.
+        let narrow = match args.core_share {
+            Some(share) => {
+                let launch = Launch {
+                    cpu_quota: Some(share),
+                    ..sigil_launch.clone()
+                };
+                Some(RunningServer::start(ServerKind::Sigil, &launch, &admin_key).await?)
+            }
+            None => None,
+        };
         let wide_launch = Launch {
             server_cpus: Some(cpus.clone()),
+            cpu_quota: args.core_share.map(|share| share * width as f64),
+            // A quota of a CPU or two would read as one CPU: ask for a
+            // worker per CPU the Sigil is pinned to.
+            worker_threads: args.core_share.map(|_| width),
             ..sigil_launch.clone()
         };
         let wide = RunningServer::start(ServerKind::Sigil, &wide_launch, &admin_key).await?;
         for scenario in &args.scenarios {
-            let Some(narrow) = measurements
-                .iter()
-                .find(|measurement| measurement.name == scenario.name())
-            else {
-                continue;
-            };
-            let setup = Setup {
-                endpoint: &wide.endpoint,
-                sessions: &pool,
-                admin: &admin,
-                concurrency: args.concurrency,
-                api_tokens: api_token_pool.as_ref(),
-            };
-            let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
-            let name = format!("{}-on-cpus-{cpus}", scenario.name());
             let shape = scenario.fixed_in_flight().map_or(shape, |in_flight| Shape {
                 connections: in_flight.min(shape.connections),
                 concurrency: in_flight,
                 ..shape
             });
-            let figure = measure_one(&name, ServerKind::Sigil, &workload, &wide, shape).await?;
-            scaling.push(Scaling::between(narrow, &figure, cpus));
+            let measure_on = async |server: &RunningServer, name: String| {
+                let setup = Setup {
+                    endpoint: &server.endpoint,
+                    sessions: &pool,
+                    admin: &admin,
+                    concurrency: args.concurrency,
+                    api_tokens: api_token_pool.as_ref(),
+                };
+                let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
+                measure_one(&name, ServerKind::Sigil, &workload, server, shape).await
+            };
+            let own_narrow_figure = match &narrow {
+                Some(narrow) => {
+                    let name = format!("{}-on-one-cpu-share", scenario.name());
+                    Some(measure_on(narrow, name).await?)
+                }
+                None => None,
+            };
+            let narrow_figure = match &own_narrow_figure {
+                Some(figure) => figure,
+                None => match measurements
+                    .iter()
+                    .find(|measurement| measurement.name == scenario.name())
+                {
+                    Some(figure) => figure,
+                    None => continue,
+                },
+            };
+            let name = format!("{}-on-cpus-{cpus}", scenario.name());
+            let figure = measure_on(&wide, name).await?;
+            scaling.push(Scaling::between(
+                scenario.name(),
+                narrow_figure,
+                &figure,
+                cpus,
+            ));
+            measurements.extend(own_narrow_figure);
             measurements.push(figure);
         }
     }
@@ -277,6 +315,7 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
             },
             server_cpu: args.server_cpu,
             client_cpu: args.client_cpu,
+            core_share: args.core_share,
             session_cache: args
                 .session_cache
                 .then(|| args.session_cache_invalidation.name()),

@@ -21,6 +21,7 @@ use tonic_health::{
 use crate::{
     BenchError, baseline,
     cli::{ServeArgs, ServerKind},
+    cpu_limit::CpuLimit,
     load::connect,
     machine::Memory,
     pin::command_on,
@@ -41,6 +42,12 @@ pub struct Launch {
     pub in_process: bool,
     /// The CPUs child servers are pinned to, as a `taskset -c` list.
     pub server_cpus: Option<String>,
+    /// How many CPUs' worth of time a child server may use, as a cgroup
+    /// CPU quota: `Some(0.5)` is half of one CPU.
+    pub cpu_quota: Option<f64>,
+    /// Tokio worker threads of a child server (`SIGIL_WORKER_THREADS`);
+    /// by default one per CPU it may use.
+    pub worker_threads: Option<usize>,
     /// Redis for Sigil's store and the baseline's GET; memory without it.
     pub redis_url: Option<String>,
     /// Sigil's master key (base64), which JWT calls need. Never printed.
@@ -63,6 +70,8 @@ enum Process {
     Child {
         child: Child,
         log: PathBuf,
+        /// Removed once the child is gone, which `Drop` sees to.
+        _limit: Option<CpuLimit>,
     },
     Inside {
         stop: Option<oneshot::Sender<()>>,
@@ -144,7 +153,7 @@ impl RunningServer {
             if self.reports_serving(service).await {
                 return Ok(());
             }
-            if let Process::Child { child, log } = &mut self.process
+            if let Process::Child { child, log, .. } = &mut self.process
                 && let Ok(Some(status)) = child.try_wait()
             {
                 return Err(BenchError(format!(
@@ -218,13 +227,17 @@ fn start_child(
     let exe = std::env::current_exe()
         .map_err(|error| BenchError(format!("cannot find sigil-bench's own binary: {error}")))?;
     let log = std::env::temp_dir().join(format!(
-        "sigil-bench-{}-{}.log",
+        "sigil-bench-{}-{}-{port}.log",
         std::process::id(),
         kind_name(kind)
     ));
     let log_file = std::fs::File::create(&log)
         .map_err(|error| BenchError(format!("cannot create {}: {error}", log.display())))?;
-    let mut command = command_on(launch.server_cpus.as_deref(), exe);
+    let limit = launch
+        .cpu_quota
+        .map(|cpus| CpuLimit::new(&format!("{}-{port}", kind_name(kind)), cpus))
+        .transpose()?;
+    let mut command = command_on(launch.server_cpus.as_deref(), limit.as_ref(), exe);
     command
         .args(["serve", kind_name(kind), "--listen"])
         .arg(format!("127.0.0.1:{port}"))
@@ -243,6 +256,10 @@ fn start_child(
         Some(url) => command.env("SIGIL_REDIS_URL", url),
         None => command.env_remove("SIGIL_REDIS_URL"),
     };
+    match launch.worker_threads {
+        Some(workers) => command.env("SIGIL_WORKER_THREADS", workers.to_string()),
+        None => command.env_remove("SIGIL_WORKER_THREADS"),
+    };
     command.env("SIGIL_SESSION_CACHE", launch.session_cache.to_string());
     command.env(
         "SIGIL_SESSION_CACHE_INVALIDATION",
@@ -253,7 +270,11 @@ fn start_child(
         .map_err(|error| BenchError(format!("cannot start the {kind:?} server: {error}")))?;
     Ok(RunningServer {
         endpoint: format!("http://127.0.0.1:{port}"),
-        process: Process::Child { child, log },
+        process: Process::Child {
+            child,
+            log,
+            _limit: limit,
+        },
     })
 }
 
@@ -397,6 +418,7 @@ pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
         create_session_rate: 0,
         metrics_listen: None,
         health_listen: None,
+        worker_threads: None,
         tls: sigil_runtime::TlsArgs::default(),
     }
 }

@@ -284,6 +284,92 @@ fn a_batch_of_1000_api_tokens_costs_one_redis_command() {
     assert_eq!(report["ceilings"]["parsing"][0]["tokens"], 1000);
 }
 
+/// The scaling comparison under a core share: a one-CPU and a two-CPU
+/// Sigil, each in a cgroup of its own with a CPU quota, the wide one with
+/// two workers although its quota reads as one CPU; the cgroups are gone
+/// afterwards. Needs two CPUs and root, as CI has.
+#[test]
+fn the_scaling_comparison_runs_each_sigil_under_its_share_of_the_cpus() {
+    let json = std::env::temp_dir().join(format!(
+        "sigil-bench-smoke-{}-core-share.json",
+        std::process::id()
+    ));
+    let child = Command::new(BENCH)
+        .args(["run", "--sessions", "50", "--connections", "2"])
+        .args(["--concurrency", "8", "--duration", "500ms", "--warmup"])
+        .args(["100ms", "--ceiling-time", "100ms", "--server-cpu", "0"])
+        .args(["--scaling-cpus", "0,1", "--core-share", "0.5", "--json"])
+        .arg(&json)
+        .arg("whoami")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sigil-bench runs");
+    let bench_pid = child.id();
+    let output = child.wait_with_output().expect("sigil-bench ends");
+    assert!(
+        output.status.success(),
+        "sigil-bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["settings"]["core_share"], 0.5);
+    assert_eq!(report["scaling"][0]["scenario"], "whoami");
+    assert_eq!(report["scaling"][0]["cpus"], "0,1");
+    for name in ["whoami-on-one-cpu-share", "whoami-on-cpus-0,1"] {
+        let measurement = report["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|measurement| measurement["name"] == name)
+            .unwrap_or_else(|| panic!("{name} was not measured"));
+        assert!(measurement["requests"].as_u64().unwrap() > 0, "{name}");
+        assert_eq!(measurement["errors"], serde_json::json!({}), "{name}");
+    }
+
+    // Each Sigil logged the runtime it built (uncoloured, to a file): the
+    // first and the one-CPU side the current-thread one, the two-CPU side
+    // two workers.
+    let prefix = format!("sigil-bench-{bench_pid}-sigil-");
+    let mut runtimes = Vec::new();
+    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) {
+            let log = std::fs::read_to_string(&path).unwrap();
+            assert!(!log.contains('\x1b'), "colour codes in the file {name}");
+            let line = log
+                .lines()
+                .find(|line| line.contains("async runtime"))
+                .unwrap_or_else(|| panic!("{name} says no runtime: {log}"));
+            runtimes.push(line.split_once("scheduler=").unwrap().1.to_owned());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    runtimes.sort();
+    assert_eq!(
+        runtimes,
+        [
+            "current-thread workers=1",
+            "current-thread workers=1",
+            "multi-thread workers=2"
+        ]
+    );
+    for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {
+        let Ok(groups) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for group in groups {
+            let name = group.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(&format!("sigil-bench-{bench_pid}-")),
+                "{root}/{name} was left behind"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_target_off_loopback_is_refused_before_any_call() {
     let output = Command::new(BENCH)

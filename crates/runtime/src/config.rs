@@ -67,6 +67,11 @@ pub struct CommonArgs {
     /// with TLS on: for probes that speak no TLS, as the kubelet's.
     #[arg(long, env = "SIGIL_HEALTH_LISTEN")]
     pub health_listen: Option<std::net::SocketAddr>,
+    /// Async worker threads. Unset: one per CPU this process may use (its
+    /// CPU affinity, or a cgroup CPU limit rounded down). 1 runs Tokio's
+    /// current-thread runtime, which answers more calls per CPU.
+    #[arg(long, env = "SIGIL_WORKER_THREADS")]
+    pub worker_threads: Option<std::num::NonZeroUsize>,
 }
 
 /// Logging.

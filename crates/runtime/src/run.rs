@@ -1,7 +1,7 @@
 //! The body of every service's `main`: telemetry, the context, bind, serve
 //! until SIGTERM or SIGINT.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, process::ExitCode, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 
@@ -31,7 +31,7 @@ pub fn run_service_with_http(
     args: &CommonArgs,
     services: impl FnOnce(&Context) -> Result<Services, String>,
 ) -> ExitCode {
-    let (runtime, scheduler) = match build_runtime() {
+    let (runtime, scheduler, workers) = match build_runtime(args.worker_threads) {
         Ok(built) => built,
         Err(error) => {
             eprintln!("{binary}: cannot start the async runtime: {error}");
@@ -50,7 +50,7 @@ pub fn run_service_with_http(
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    tracing::info!(%scheduler, "async runtime");
+    tracing::info!(%scheduler, workers, "async runtime");
     runtime.block_on(async {
         let code = match run(binary, listen, http_listen, args, services).await {
             Ok(code) | Err(code) => code,
@@ -63,25 +63,33 @@ pub fn run_service_with_http(
     })
 }
 
-/// Tokio's multi-thread runtime, one worker per CPU the process may use;
-/// on a single CPU, the current-thread runtime instead. With one worker the
-/// multi-thread scheduler runs a woken task next (its LIFO slot): the
-/// connection task then wakes after every single response and writes it
-/// alone, one `writev` (and, on loopback, the peer's receive) per call. The
-/// current-thread scheduler queues it behind the calls already running, so
-/// their answers go out together. Measured with sigil-bench on one pinned
-/// CPU: the empty echo went from ~50k to ~105k calls/s, and a VerifyToken's
-/// server CPU from 58 to 47 µs.
-fn build_runtime() -> std::io::Result<(tokio::runtime::Runtime, &'static str)> {
+/// Tokio's multi-thread runtime with `workers` threads, by default one per
+/// CPU the process may use; with one, the current-thread runtime instead.
+/// With one worker the multi-thread scheduler runs a woken task next (its
+/// LIFO slot): the connection task then wakes after every single response
+/// and writes it alone, one `writev` (and, on loopback, the peer's receive)
+/// per call. The current-thread scheduler queues it behind the calls
+/// already running, so their answers go out together. Measured with
+/// sigil-bench on one pinned CPU: the empty echo went from ~50k to ~105k
+/// calls/s, and a VerifyToken's server CPU from 58 to 47 µs.
+fn build_runtime(
+    workers: Option<NonZeroUsize>,
+) -> std::io::Result<(tokio::runtime::Runtime, &'static str, usize)> {
     // Counts the CPUs this process may run on (affinity, cgroup quota).
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if cpus == 1 {
+    let workers = workers
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    if workers == 1 {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        Ok((runtime, "current-thread"))
+        Ok((runtime, "current-thread", 1))
     } else {
-        Ok((tokio::runtime::Runtime::new()?, "multi-thread"))
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?;
+        Ok((runtime, "multi-thread", workers))
     }
 }
 

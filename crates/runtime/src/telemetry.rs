@@ -2,7 +2,10 @@
 //! OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and nowhere
 //! otherwise. Spans carry ids, never secrets.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::{
+    io::IsTerminal,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
@@ -77,11 +80,14 @@ impl Drop for Telemetry {
 /// when `otlp` is given. Call once, inside the Tokio runtime (the exporter
 /// is a tonic client).
 pub fn init_telemetry(args: &LogArgs, otlp: Option<OtlpSettings>) -> Result<Telemetry, String> {
-    init_telemetry_with_writer(args, otlp, std::io::stderr)
+    // Human lines are coloured on a terminal only: a file or a log
+    // collector would keep the escape codes.
+    let colour = std::io::stderr().is_terminal();
+    install(args, otlp, std::io::stderr, colour)
 }
 
-/// As [`init_telemetry`], with log lines going to `writer`: what tests use
-/// to read every line.
+/// As [`init_telemetry`], with log lines going to `writer`, uncoloured:
+/// what tests use to read every line.
 pub fn init_telemetry_with_writer<W>(
     args: &LogArgs,
     otlp: Option<OtlpSettings>,
@@ -90,10 +96,22 @@ pub fn init_telemetry_with_writer<W>(
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
+    install(args, otlp, writer, false)
+}
+
+fn install<W>(
+    args: &LogArgs,
+    otlp: Option<OtlpSettings>,
+    writer: W,
+    colour: bool,
+) -> Result<Telemetry, String>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&args.log_filter)
         .map_err(|error| format!("bad --log-filter {:?}: {error}", args.log_filter))?;
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match args.log_format {
-        LogFormat::Human => fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Human => fmt::layer().with_ansi(colour).with_writer(writer).boxed(),
         LogFormat::Json => fmt::layer().json().with_writer(writer).boxed(),
     };
     let provider = otlp.map(tracer_provider).transpose()?;

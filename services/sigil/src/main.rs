@@ -116,6 +116,7 @@ fn main() -> ExitCode {
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
         health_listen: None,
+        worker_threads: None,
     };
     run_service("sigil dev", dev.listen, &common, |context| {
         let mut services = Services::default();
