@@ -63,16 +63,21 @@ def pb(tmp_path_factory):
     return sigil_stubs.load(tmp_path_factory.mktemp("stubs"))
 
 
-# Every test runs against a `sigil dev` free to use every CPU (Tokio's
-# multi-thread runtime) and one pinned to a single CPU (the current-thread
-# runtime Sigil picks there).
-PLACEMENTS = {"every-cpu": ([], "multi-thread"), "one-cpu": (["taskset", "-c", "0"], "current-thread")}
+# Every test runs against a `sigil dev` free to use every CPU (a worker per
+# CPU, connections dealt between them), the same under Tokio's
+# work-stealing runtime, and one pinned to a single CPU (the current-thread
+# runtime Sigil picks there): (pin, scheduler setting, scheduler logged).
+PLACEMENTS = {
+    "every-cpu": ([], "per-core", "per-core"),
+    "every-cpu-work-stealing": ([], "work-stealing", "work-stealing"),
+    "one-cpu": (["taskset", "-c", "0"], "per-core", "current-thread"),
+}
 
 
 @pytest.fixture(scope="session", params=sorted(PLACEMENTS))
 def sigil(request, tmp_path_factory):
     """A running `sigil dev`: (address, admin key, channel)."""
-    pin, scheduler = PLACEMENTS[request.param]
+    pin, setting, scheduler = PLACEMENTS[request.param]
     if not pin and len(os.sched_getaffinity(0)) < 2:
         pytest.skip("this machine gives the tests a single CPU")
     binary = sigil_binary()
@@ -83,7 +88,12 @@ def sigil(request, tmp_path_factory):
     # bind; then sigil exits and the next attempt picks another port.
     for _attempt in range(3):
         address = f"127.0.0.1:{free_port()}"
-        env = {**os.environ, "SIGIL_ADMIN_KEYS": admin_key, "SIGIL_LOG": "warn,sigil_runtime::run=info", "NO_COLOR": "1"}
+        env = {
+            **os.environ,
+            "SIGIL_ADMIN_KEYS": admin_key,
+            "SIGIL_LOG": "warn,sigil_runtime::run=info",
+            "SIGIL_SCHEDULER": setting,
+        }
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [*pin, str(binary), "dev", "--listen", address], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -15,7 +15,7 @@ use std::{
 use sigil_domain::{AdminKey, Clock, SessionPolicy, Timestamp};
 use sigil_jwt::MasterKey;
 use sigil_proto::v1 as pb;
-use sigil_runtime::{AdminKeys, Context, Limits, Services};
+use sigil_runtime::{AdminKeys, Context, Limits, Services, Workers};
 use sigil_store::{
     ApiTokenStore, EventStore, JwtStore, MemoryStore, RedisConfig, RedisStore, SessionStore,
     SystemClock,
@@ -305,6 +305,17 @@ pub struct Server {
 impl Server {
     /// Serves `role` over `context` on `listener`.
     pub fn spawn(context: &Context, role: Role, listener: TcpListener) -> Server {
+        Server::spawn_on(context, role, listener, None)
+    }
+
+    /// [`Server::spawn`], dealing the connections between this runtime and
+    /// `workers`, as a service given several CPUs does.
+    pub fn spawn_on(
+        context: &Context,
+        role: Role,
+        listener: TcpListener,
+        workers: Option<Arc<Workers>>,
+    ) -> Server {
         let address = listener.local_addr().expect("bound");
         // A context that can call over TLS calls the issuer over TLS.
         let scheme = match context.tls.as_ref().is_some_and(|tls| tls.connects()) {
@@ -378,13 +389,15 @@ impl Server {
                     None => Ok(()),
                 }
             };
+            let handles = workers.as_deref().map_or(&[][..], Workers::handles);
             let (served, http_served) = tokio::join!(
-                sigil_runtime::serve(
+                sigil_runtime::serve_on(
                     listener,
                     services,
                     &context,
                     Duration::from_millis(50),
                     until_stopped(stop),
+                    handles,
                 ),
                 http_served,
             );

@@ -67,6 +67,7 @@ mod near_cache;
 mod nonce;
 mod outage;
 mod partition;
+mod per_core;
 mod redis_access;
 mod redis_cluster;
 mod reflection;

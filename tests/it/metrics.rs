@@ -10,13 +10,18 @@ use crate::harness::Harness;
 
 /// Fetches `/metrics` with Python's urllib (HTTP/1.1, a non-Rust client).
 pub(crate) fn scrape(h: &Harness) -> String {
+    scrape_at(h.address)
+}
+
+/// [`scrape`] from the server at `address`.
+pub(crate) fn scrape_at(address: std::net::SocketAddr) -> String {
     let python = crate::harness::python();
     let script = "import sys, urllib.request\n\
         r = urllib.request.urlopen(f'http://{sys.argv[1]}/metrics')\n\
         assert r.status == 200 and r.headers['content-type'].startswith('text/plain')\n\
         sys.stdout.write(r.read().decode())";
     let output = Command::new(python)
-        .args(["-c", script, &h.address.to_string()])
+        .args(["-c", script, &address.to_string()])
         .output()
         .expect("the .venv python runs");
     assert!(

@@ -214,6 +214,42 @@ async fn grpc_over_tls_answers_and_plaintext_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_handshakes_its_own_connections() {
+    let h = Harness::memory().await;
+    let ca = Ca::new("sigil test CA");
+    let files = Files::new("per-core");
+    files.identity(&ca.leaf("sigil"));
+    let (context, _tls) = with_tls(&h.context, &files.args(false));
+    let workers = Arc::new(sigil_runtime::Workers::start(1).expect("a worker thread"));
+    let server = Server::spawn_on(&context, Role::All, listener().await, Some(workers));
+
+    // Connections go to the main runtime and the worker in turn: each one
+    // answers over TLS, then each refuses plaintext.
+    for _ in 0..2 {
+        let channel = tls_channel(server.address, &ca, None).await.unwrap();
+        let created = IssuerServiceClient::new(channel)
+            .create_session(pb::CreateSessionRequest::default())
+            .await
+            .expect("CreateSession over TLS")
+            .into_inner();
+        assert!(created.session_key.starts_with("sigil_sk_"));
+    }
+    for _ in 0..2 {
+        let plaintext = Channel::from_shared(format!("http://{}", server.address))
+            .unwrap()
+            .connect()
+            .await;
+        if let Ok(channel) = plaintext {
+            let result = HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await;
+            assert!(result.is_err(), "a plaintext call is refused: {result:?}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_lists_services_over_tls_by_reflection() {
     let h = Harness::memory().await;
     let ca = Ca::new("sigil test CA");

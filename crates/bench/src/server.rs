@@ -418,7 +418,7 @@ pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
         create_session_rate: 0,
         metrics_listen: None,
         health_listen: None,
-        worker_threads: None,
+        workers: sigil_runtime::WorkerArgs::default(),
         tls: sigil_runtime::TlsArgs::default(),
     }
 }

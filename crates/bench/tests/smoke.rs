@@ -330,7 +330,7 @@ fn the_scaling_comparison_runs_each_sigil_under_its_share_of_the_cpus() {
 
     // Each Sigil logged the runtime it built (uncoloured, to a file): the
     // first and the one-CPU side the current-thread one, the two-CPU side
-    // two workers.
+    // two per-core workers.
     let prefix = format!("sigil-bench-{bench_pid}-sigil-");
     let mut runtimes = Vec::new();
     for entry in std::fs::read_dir(std::env::temp_dir()).unwrap() {
@@ -353,7 +353,7 @@ fn the_scaling_comparison_runs_each_sigil_under_its_share_of_the_cpus() {
         [
             "current-thread workers=1",
             "current-thread workers=1",
-            "multi-thread workers=2"
+            "per-core workers=2"
         ]
     );
     for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup"] {

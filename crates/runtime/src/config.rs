@@ -67,11 +67,35 @@ pub struct CommonArgs {
     /// with TLS on: for probes that speak no TLS, as the kubelet's.
     #[arg(long, env = "SIGIL_HEALTH_LISTEN")]
     pub health_listen: Option<std::net::SocketAddr>,
-    /// Async worker threads. Unset: one per CPU this process may use (its
-    /// CPU affinity, or a cgroup CPU limit rounded down). 1 runs Tokio's
-    /// current-thread runtime, which answers more calls per CPU.
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub workers: WorkerArgs,
+}
+
+/// How many workers serve calls, and how they share them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WorkerArgs {
+    /// Workers serving calls. Unset: one per CPU this process may use (its
+    /// CPU affinity, or a cgroup CPU limit rounded down).
     #[arg(long, env = "SIGIL_WORKER_THREADS")]
     pub worker_threads: Option<std::num::NonZeroUsize>,
+    /// How more than one worker share the work: `per-core` deals the
+    /// connections out round robin, each worker serving its own on a
+    /// single-threaded runtime with a Redis connection of its own;
+    /// `work-stealing` is Tokio's multi-thread runtime, which spreads even
+    /// one connection's calls over every worker, at more CPU per call.
+    #[arg(long, env = "SIGIL_SCHEDULER", value_enum, default_value_t = Scheduler::PerCore)]
+    pub scheduler: Scheduler,
+}
+
+/// How several workers share the work (`--scheduler`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scheduler {
+    /// Each worker serves the connections dealt to it.
+    #[default]
+    PerCore,
+    /// Tokio's multi-thread runtime.
+    WorkStealing,
 }
 
 /// Logging.

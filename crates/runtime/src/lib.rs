@@ -16,18 +16,23 @@ mod telemetry;
 mod tls;
 mod tokens;
 mod trace_context;
+mod workers;
 
 pub use admin::{AdminKeys, bearer_token, reload_admin_keys, watch_admin_keys};
 pub use admission::Admission;
-pub use config::{AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, SessionArgs, StoreArgs};
+pub use config::{
+    AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, Scheduler, SessionArgs, StoreArgs,
+    WorkerArgs,
+};
 pub use context::Context;
 pub use limits::Limits;
 pub use rate_limit::{CreateSessionRates, RateLimits};
 pub use run::{run_service, run_service_with_http};
-pub use server::{Services, serve, serve_http, shutdown_signal};
+pub use server::{Services, serve, serve_http, serve_on, shutdown_signal};
 pub use telemetry::{OtlpSettings, Telemetry, init_telemetry, init_telemetry_with_writer};
 pub use tls::{Tls, TlsArgs, connect_lazy, watch_tls};
 pub use trace_context::{TraceContext, inject_trace_context};
+pub use workers::Workers;
 
 /// Every binary built on this runtime (Sigil's services, `sigil-bench`,
 /// the tests) allocates through mimalloc: glibc's malloc and free were a

@@ -3,11 +3,11 @@
 
 use std::{net::SocketAddr, num::NonZeroUsize, process::ExitCode, time::Duration};
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, runtime::Handle, task::JoinHandle};
 
 use crate::{
-    CommonArgs, Context, EXIT_BAD_CONFIG, OtlpSettings, Services, init_telemetry, serve,
-    serve_http, shutdown_signal,
+    CommonArgs, Context, EXIT_BAD_CONFIG, OtlpSettings, Scheduler, Services, init_telemetry,
+    serve_http, server::serve_on, shutdown_signal, workers::Workers,
 };
 
 /// Runs a service binary: `services` builds what the listener carries from
@@ -31,7 +31,12 @@ pub fn run_service_with_http(
     args: &CommonArgs,
     services: impl FnOnce(&Context) -> Result<Services, String>,
 ) -> ExitCode {
-    let (runtime, scheduler, workers) = match build_runtime(args.worker_threads) {
+    let Runtimes {
+        runtime,
+        workers,
+        scheduler,
+        count,
+    } = match Runtimes::build(args) {
         Ok(built) => built,
         Err(error) => {
             eprintln!("{binary}: cannot start the async runtime: {error}");
@@ -50,9 +55,10 @@ pub fn run_service_with_http(
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    tracing::info!(%scheduler, workers, "async runtime");
-    runtime.block_on(async {
-        let code = match run(binary, listen, http_listen, args, services).await {
+    tracing::info!(%scheduler, workers = count, "async runtime");
+    let worker_handles = workers.as_ref().map_or(&[][..], Workers::handles);
+    let code = runtime.block_on(async {
+        let code = match run(binary, listen, http_listen, args, services, worker_handles).await {
             Ok(code) | Err(code) => code,
         };
         // The last spans go out through the runtime's own tasks: flush them
@@ -60,37 +66,69 @@ pub fn run_service_with_http(
         // `block_on` returns), from a thread that may block.
         let _ = tokio::task::spawn_blocking(move || drop(telemetry)).await;
         code
-    })
+    });
+    // Every worker has drained by now: stop their threads.
+    drop(workers);
+    code
 }
 
-/// Tokio's multi-thread runtime with `workers` threads, by default one per
-/// CPU the process may use; with one, the current-thread runtime instead.
-/// With one worker the multi-thread scheduler runs a woken task next (its
-/// LIFO slot): the connection task then wakes after every single response
-/// and writes it alone, one `writev` (and, on loopback, the peer's receive)
-/// per call. The current-thread scheduler queues it behind the calls
-/// already running, so their answers go out together. Measured with
-/// sigil-bench on one pinned CPU: the empty echo went from ~50k to ~105k
-/// calls/s, and a VerifyToken's server CPU from 58 to 47 µs.
-fn build_runtime(
-    workers: Option<NonZeroUsize>,
-) -> std::io::Result<(tokio::runtime::Runtime, &'static str, usize)> {
-    // Counts the CPUs this process may run on (affinity, cgroup quota).
-    let workers = workers
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
-    if workers == 1 {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok((runtime, "current-thread", 1))
-    } else {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()?;
-        Ok((runtime, "multi-thread", workers))
+/// The main thread's runtime and, under the per-core scheduler with more
+/// than one worker, the other workers (`workers.rs`).
+///
+/// A single worker runs Tokio's current-thread runtime. The multi-thread
+/// one, given one worker, runs a woken task next (its LIFO slot): the
+/// connection task then wakes after every single response and writes it
+/// alone, one `writev` (and, on loopback, the peer's receive) per call. The
+/// current-thread scheduler queues it behind the calls already running, so
+/// their answers go out together. Measured with sigil-bench on one pinned
+/// CPU: the empty echo went from ~50k to ~105k calls/s, and a VerifyToken's
+/// server CPU from 58 to 47 µs. The per-core scheduler keeps that on every
+/// worker.
+struct Runtimes {
+    runtime: tokio::runtime::Runtime,
+    workers: Option<Workers>,
+    /// What the startup log calls it.
+    scheduler: &'static str,
+    count: usize,
+}
+
+impl Runtimes {
+    /// `--worker-threads` workers, or one per CPU the process may use
+    /// (affinity, cgroup quota), under `--scheduler`.
+    fn build(args: &CommonArgs) -> std::io::Result<Runtimes> {
+        let count = args
+            .workers
+            .worker_threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get);
+        let (runtime, workers, scheduler) = match (count, args.workers.scheduler) {
+            (1, _) => (current_thread()?, None, "current-thread"),
+            (_, Scheduler::PerCore) => (
+                current_thread()?,
+                Some(Workers::start(count - 1)?),
+                "per-core",
+            ),
+            (_, Scheduler::WorkStealing) => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(count)
+                    .enable_all()
+                    .build()?;
+                (runtime, None, "work-stealing")
+            }
+        };
+        Ok(Runtimes {
+            runtime,
+            workers,
+            scheduler,
+            count,
+        })
     }
+}
+
+fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 async fn run(
@@ -99,6 +137,7 @@ async fn run(
     http_listen: Option<SocketAddr>,
     args: &CommonArgs,
     services: impl FnOnce(&Context) -> Result<Services, String>,
+    workers: &[Handle],
 ) -> Result<ExitCode, ExitCode> {
     let bad_config = |error: String| {
         eprintln!("{binary}: {error}");
@@ -150,12 +189,13 @@ async fn run(
     }
     let address = listener.local_addr().unwrap_or(listen);
     tracing::info!(%address, "{binary} listening for gRPC ({scheme})");
-    let served = serve(
+    let served = serve_on(
         listener,
         services,
         &context,
         args.store.health_interval,
         shutdown_signal(),
+        workers,
     )
     .await;
     key_watcher.abort();

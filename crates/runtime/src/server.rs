@@ -6,7 +6,15 @@
 
 use std::{future::Future, time::Duration};
 
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    runtime::Handle,
+    sync::{mpsc, watch},
+};
+use tokio_stream::{
+    StreamExt,
+    wrappers::{ReceiverStream, UnboundedReceiverStream},
+};
 use tonic::{
     service::{Routes, RoutesBuilder},
     transport::{Server, server::TcpIncoming},
@@ -89,10 +97,24 @@ impl Services {
 /// finish.
 pub async fn serve(
     listener: TcpListener,
+    services: Services,
+    context: &Context,
+    health_interval: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    serve_on(listener, services, context, health_interval, shutdown, &[]).await
+}
+
+/// [`serve`], with the connections dealt round robin between this runtime
+/// and `workers` ([`Workers::handles`](crate::Workers::handles)); all on
+/// this one when there are none.
+pub async fn serve_on(
+    listener: TcpListener,
     mut services: Services,
     context: &Context,
     health_interval: Duration,
     shutdown: impl Future<Output = ()>,
+    workers: &[Handle],
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     for name in &services.names {
@@ -155,7 +177,43 @@ pub async fn serve(
         .layer(Around::new(crate::TraceContext))
         .layer(Around::new(crate::Admission::new(&context.limits)))
         .layer(context.limits.layer());
-    let served = match context.tls.clone().filter(Tls::serves) {
+    let tls = context.tls.clone().filter(Tls::serves);
+    let served = match tls {
+        _ if !workers.is_empty() => {
+            // One worker's share of the connections, served on its runtime.
+            let serve_connections = |connections, mut stopping: watch::Receiver<bool>| {
+                let (server, routes, tls) = (server.clone(), routes.clone(), tls.clone());
+                async move {
+                    // Registered here, so each connection's I/O wakes this
+                    // worker's thread.
+                    let streams = UnboundedReceiverStream::new(connections)
+                        .filter_map(|stream| tokio::net::TcpStream::from_std(stream).ok());
+                    let stopped = async move {
+                        let _ = stopping.wait_for(|stop| *stop).await;
+                    };
+                    match tls {
+                        Some(tls) => {
+                            let handshaken =
+                                crate::tls::handshake_each(streams, tls, Protocols::Grpc);
+                            server
+                                .serve_with_incoming_shutdown(
+                                    routes,
+                                    ReceiverStream::new(handshaken),
+                                    stopped,
+                                )
+                                .await
+                        }
+                        None => {
+                            let incoming = streams.map(Ok::<_, std::io::Error>);
+                            server
+                                .serve_with_incoming_shutdown(routes, incoming, stopped)
+                                .await
+                        }
+                    }
+                }
+            };
+            serve_across(listener, workers, shutdown, serve_connections).await
+        }
         Some(tls) => {
             let incoming = tokio_stream::wrappers::ReceiverStream::new(crate::tls::accept(
                 listener,
@@ -182,6 +240,82 @@ pub async fn serve(
         health_only.abort();
     }
     served
+}
+
+/// Accepts on `listener` and deals the connections round robin between
+/// this runtime and `workers`, each serving its share with
+/// `serve_connections` until told to stop; on `shutdown`, stops accepting
+/// and waits until every worker has drained.
+async fn serve_across<Serving>(
+    listener: TcpListener,
+    workers: &[Handle],
+    shutdown: impl Future<Output = ()>,
+    serve_connections: impl Fn(
+        mpsc::UnboundedReceiver<std::net::TcpStream>,
+        watch::Receiver<bool>,
+    ) -> Serving,
+) -> Result<(), tonic::transport::Error>
+where
+    Serving: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+{
+    let (stop, stopping) = watch::channel(false);
+    let mut queues = Vec::with_capacity(workers.len() + 1);
+    let mut served = Vec::with_capacity(workers.len() + 1);
+    for worker in 0..=workers.len() {
+        let (queue, connections) = mpsc::unbounded_channel();
+        queues.push(queue);
+        let serving = serve_connections(connections, stopping.clone());
+        served.push(match worker {
+            0 => tokio::spawn(serving),
+            worker => workers[worker - 1].spawn(serving),
+        });
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut next = 0;
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, mostly: give the process a moment
+                // rather than spin.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Without it, a response h2 writes apart from its trailers waits for
+        // the client's delayed ACK (see `serve`).
+        let stream = stream.set_nodelay(true).and_then(|()| stream.into_std());
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                // A peer gone already: nothing to serve.
+                tracing::debug!(%error, "dropped a connection at accept");
+                continue;
+            }
+        };
+        metrics::counter!("sigil_connections_accepted_total", "worker" => next.to_string())
+            .increment(1);
+        let _ = queues[next].send(stream);
+        next = (next + 1) % queues.len();
+    }
+    // Stop accepting at once, as tonic does, then drain every worker.
+    drop(listener);
+    stop.send_replace(true);
+    drop(queues);
+    let mut result = Ok(());
+    for worker in served {
+        match worker.await {
+            Ok(Err(error)) if result.is_ok() => result = Err(error),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "a worker's server failed"),
+        }
+    }
+    result
 }
 
 /// Serves HTTP/JSON `routes` alone on `listener` (over TLS when `tls` has

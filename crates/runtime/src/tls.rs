@@ -21,7 +21,7 @@ use std::{
 use clap::Args;
 use rustls::{ClientConfig, ServerConfig};
 
-pub(crate) use accept::{TlsListener, accept};
+pub(crate) use accept::{TlsListener, accept, handshake_each};
 pub use connect::connect_lazy;
 
 /// TLS settings, shared by every binary.

@@ -14,6 +14,7 @@ mod events;
 mod jwt;
 mod memory;
 mod redis_store;
+mod worker;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub const DEFAULT_MAX_PENDING_SESSIONS: usize = 1_000_000;
 pub use jwt::JwtStore;
 pub use memory::MemoryStore;
 pub use redis_store::{RedisConfig, RedisStore};
+pub use worker::set_worker_thread;
 
 /// One page of a subject's sessions.
 #[derive(Debug, Default)]

@@ -131,6 +131,9 @@ pub struct RedisConfig {
     pub confirm_timeout: Duration,
 }
 
+/// Workers beyond this many share connections.
+const MAX_WORKER_CONNECTIONS: usize = 64;
+
 /// Sessions in Redis, shared by every service of a Sigil cluster.
 ///
 /// Layout: `sigil:{sess_…}:session` is a hash of `rev` and `data` (the
@@ -148,7 +151,12 @@ pub struct RedisConfig {
 #[derive(Clone)]
 pub struct RedisStore {
     target: Target,
+    /// The connection of worker 0, and of every thread that is no worker.
     connection: Connection,
+    /// The connections of workers 1 and on (`set_worker_thread`), each
+    /// made on its worker's first call, so that it runs on that worker's
+    /// thread.
+    worker_connections: Arc<[OnceLock<Connection>]>,
     timeout: Duration,
     event_retention: usize,
     max_pending_sessions: usize,
@@ -170,6 +178,9 @@ impl RedisStore {
         Ok(RedisStore {
             confirmation,
             connection: target.lazy(config.timeout, config.timeout)?,
+            worker_connections: (1..MAX_WORKER_CONNECTIONS)
+                .map(|_| OnceLock::new())
+                .collect(),
             cluster: target.is_cluster().then(cluster::Scripts::new),
             target,
             timeout: config.timeout,
@@ -181,6 +192,25 @@ impl RedisStore {
             publish: Script::new(&format!("{EMIT}{PUBLISH}")),
             feed: Arc::default(),
         })
+    }
+
+    /// The connection of the worker calling: Redis multiplexes calls over
+    /// each.
+    fn connection(&self) -> Connection {
+        match crate::worker::current_worker() {
+            0 => self.connection.clone(),
+            worker => {
+                let slot = (worker - 1) % self.worker_connections.len();
+                self.worker_connections[slot]
+                    .get_or_init(|| {
+                        // Only a URL `new` already accepted gets here.
+                        self.target
+                            .lazy(self.timeout, self.timeout)
+                            .unwrap_or_else(|_| self.connection.clone())
+                    })
+                    .clone()
+            }
+        }
     }
 
     /// Runs one store call under the deadline; any failure is UNAVAILABLE.
@@ -233,7 +263,7 @@ impl RedisStore {
             .arg(evict_at)
             .arg("GT")
             .ignore();
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(pipe.query_async::<()>(&mut connection)).await
     }
 }
@@ -253,7 +283,7 @@ impl RedisStore {
         }
         if self.cluster.is_some() {
             let reads = ids.iter().map(|id| {
-                let mut connection = self.connection.clone();
+                let mut connection = self.connection();
                 let key = session_key(*id);
                 async move { connection.hget::<_, _, Option<String>>(key, "data").await }
             });
@@ -263,7 +293,7 @@ impl RedisStore {
         for id in ids {
             pipe.hget(session_key(*id), "data");
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(pipe.query_async(&mut connection)).await
     }
 
@@ -357,7 +387,7 @@ impl RedisStore {
         for arg in args {
             invocation.arg(arg);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(invocation.invoke_async(&mut connection)).await
     }
 }
@@ -395,7 +425,7 @@ impl SessionStore for RedisStore {
         if let Some(scripts) = &self.cluster {
             return self.insert_on_cluster(scripts, record, data).await;
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let event = encode(&Event::session(EventKind::SessionCreated, record))?;
         let mut invocation = self.insert.key(session_key(record.session.id));
         invocation
@@ -422,7 +452,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let data: Option<String> = self.call(connection.hget(session_key(id), "data")).await?;
         data.as_deref().map(decode).transpose()
     }
@@ -469,7 +499,7 @@ impl SessionStore for RedisStore {
             let replaced: i64 = self.confirmed(confirmation, eval).await?;
             return Ok(replaced == 1);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let mut invocation = self.replace.key(session_key(record.session.id));
         invocation
             .key(EVENT_STREAM_KEY)
@@ -506,7 +536,7 @@ impl SessionStore for RedisStore {
     ) -> Result<SubjectPage> {
         let key = subject_key(subject);
         let start = cursor.map_or_else(|| "-".to_owned(), |cursor| format!("({cursor}"));
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let members: Vec<String> = self
             .call(
                 redis::cmd("ZRANGE")
@@ -557,7 +587,7 @@ impl SessionStore for RedisStore {
         if !stale.is_empty() {
             // Cleaning the index is best effort: a failure here costs a
             // skipped entry on the next read, not a wrong answer.
-            let cleanup: redis::RedisResult<()> = self.connection.clone().zrem(&key, stale).await;
+            let cleanup: redis::RedisResult<()> = self.connection().zrem(&key, stale).await;
             if let Err(error) = cleanup {
                 tracing::debug!(%error, "could not prune the subject index");
             }
@@ -566,7 +596,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(redis::cmd("PING").query_async::<String>(&mut connection))
             .await
             .map(drop)
@@ -593,13 +623,13 @@ impl JwtStore for RedisStore {
     }
 
     async fn template(&self, name: &str) -> Result<Option<StoredTemplate>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let data: Option<String> = self.call(connection.hget(TEMPLATES_KEY, name)).await?;
         data.as_deref().map(decode).transpose()
     }
 
     async fn templates(&self) -> Result<Vec<StoredTemplate>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let all: Vec<String> = self.call(connection.hvals(TEMPLATES_KEY)).await?;
         all.iter().map(|data| decode(data)).collect()
     }
@@ -613,7 +643,7 @@ impl JwtStore for RedisStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let all: Vec<String> = self.call(connection.hvals(SIGNING_KEYS_KEY)).await?;
         all.iter().map(|data| decode(data)).collect()
     }
@@ -665,7 +695,7 @@ impl JwtStore for RedisStore {
                 None => Ok(false),
             };
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let set: Option<String> = self.call(mark.query_async(&mut connection)).await?;
         Ok(set.is_some())
     }

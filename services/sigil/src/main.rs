@@ -11,7 +11,7 @@ use sigil_domain::AdminKey;
 use sigil_jwt::MasterKey;
 use sigil_runtime::{
     AdminArgs, CommonArgs, EXIT_BAD_CONFIG, JwtArgs, LogArgs, Services, SessionArgs, StoreArgs,
-    TlsArgs, run_service,
+    TlsArgs, WorkerArgs, run_service,
 };
 use sigil_validator::KeySettings;
 
@@ -46,6 +46,8 @@ struct DevArgs {
     session_cache: sigil_validator::SessionCacheArgs,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    workers: WorkerArgs,
     /// Refuse requests larger than this many bytes with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_REQUEST_BYTES", default_value_t = 100 * 1024)]
     max_request_bytes: usize,
@@ -116,7 +118,7 @@ fn main() -> ExitCode {
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
         health_listen: None,
-        worker_threads: None,
+        workers: dev.workers,
     };
     run_service("sigil dev", dev.listen, &common, |context| {
         let mut services = Services::default();

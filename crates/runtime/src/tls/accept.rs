@@ -10,6 +10,7 @@ use tokio::{
     sync::mpsc,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_stream::{Stream, StreamExt};
 
 use super::{Protocols, Tls};
 
@@ -44,32 +45,75 @@ pub(crate) fn accept(
             // Without it, a response h2 writes apart from its trailers
             // waits for the client's delayed ACK (see `serve`).
             let _ = stream.set_nodelay(true);
-            let Some(config) = tls.server_config(protocols) else {
+            if !handshake(stream, peer, &tls, protocols, &sender) {
                 return;
-            };
-            let sender = sender.clone();
-            let timeout = tls.handshake_timeout();
-            tokio::spawn(async move {
-                let handshake = TlsAcceptor::from(config).accept(stream);
-                let result = match tokio::time::timeout(timeout, handshake).await {
-                    Ok(Ok(stream)) => {
-                        let _ = sender.send(Ok(stream)).await;
-                        "ok"
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "TLS handshake failed");
-                        "failed"
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        "timeout"
-                    }
-                };
-                metrics::counter!("sigil_tls_handshakes_total", "result" => result).increment(1);
-            });
+            }
         }
     });
     receiver
+}
+
+/// Runs the TLS handshake of each connection `streams` yields (accepted
+/// elsewhere, `TCP_NODELAY` set), and yields those that completed. Ends
+/// when `streams` does or the receiver is dropped.
+pub(crate) fn handshake_each(
+    mut streams: impl Stream<Item = TcpStream> + Send + Unpin + 'static,
+    tls: Tls,
+    protocols: Protocols,
+) -> mpsc::Receiver<io::Result<TlsStream<TcpStream>>> {
+    let (sender, receiver) = mpsc::channel(BACKLOG);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                stream = streams.next() => stream,
+                () = sender.closed() => return,
+            };
+            let Some(stream) = stream else { return };
+            let Ok(peer) = stream.peer_addr() else {
+                continue;
+            };
+            if !handshake(stream, peer, &tls, protocols, &sender) {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// Starts the handshake of `stream` with the configuration in force now,
+/// sending it to `sender` once complete. False when TLS is no longer
+/// configured.
+fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &Tls,
+    protocols: Protocols,
+    sender: &mpsc::Sender<io::Result<TlsStream<TcpStream>>>,
+) -> bool {
+    let Some(config) = tls.server_config(protocols) else {
+        return false;
+    };
+    let sender = sender.clone();
+    let timeout = tls.handshake_timeout();
+    tokio::spawn(async move {
+        let handshake = TlsAcceptor::from(config).accept(stream);
+        let result = match tokio::time::timeout(timeout, handshake).await {
+            Ok(Ok(stream)) => {
+                let _ = sender.send(Ok(stream)).await;
+                "ok"
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                "failed"
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                "timeout"
+            }
+        };
+        metrics::counter!("sigil_tls_handshakes_total", "result" => result).increment(1);
+    });
+    true
 }
 
 /// An axum listener over [`accept`], for HTTP/1.1-only ports.

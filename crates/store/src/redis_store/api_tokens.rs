@@ -40,7 +40,7 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().copied().map(token_key).collect();
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let data: Vec<Option<String>> = self
             .call(redis::cmd("MGET").arg(&keys).query_async(&mut connection))
             .await?;
@@ -54,7 +54,7 @@ impl RedisStore {
 impl ApiTokenStore for RedisStore {
     async fn insert_token(&self, record: &ApiTokenRecord) -> Result<()> {
         let data = encode(record)?;
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         // The index entry first: an entry without a record is skipped when
         // listing, while a record missing from the index could not be found
         // by an admin.
@@ -120,7 +120,7 @@ impl ApiTokenStore for RedisStore {
             return Ok(None);
         };
         // Best effort: a stale entry is skipped and pruned when listing.
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let cleanup: redis::RedisResult<()> =
             connection.zrem(INDEX_KEY, token_member(&record)).await;
         if let Err(error) = cleanup {
@@ -131,7 +131,7 @@ impl ApiTokenStore for RedisStore {
 
     async fn list_tokens(&self, cursor: Option<&str>, limit: usize) -> Result<ApiTokenPage> {
         let start = cursor.map_or_else(|| "-".to_owned(), |cursor| format!("({cursor}"));
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let members: Vec<String> = self
             .call(
                 redis::cmd("ZRANGE")

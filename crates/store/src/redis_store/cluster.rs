@@ -93,7 +93,7 @@ impl RedisStore {
     ) -> Result<()> {
         let id = record.session.id.to_string();
         let evict_at = record.evict_at().unix_ms();
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         if self.max_pending_sessions != 0 {
             let mut admit = scripts.admit.key(PENDING_KEY);
             admit.arg(evict_at).arg(&id).arg(self.max_pending_sessions);
@@ -167,7 +167,7 @@ impl RedisStore {
                     .arg(record.revision)
                     .arg(data)
                     .arg(evict_at);
-                let mut connection = self.connection.clone();
+                let mut connection = self.connection();
                 let replaced = self.call(replace.invoke_async(&mut connection)).await?;
                 (replaced, Ok(()))
             }
@@ -199,7 +199,7 @@ impl RedisStore {
         for arg in args {
             write.arg(arg);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let reply: Value = self.call(write.query_async(&mut connection)).await?;
         let changed = !matches!(reply, Value::Nil | Value::Int(0));
         if matches!(when, Emit::Always) || changed {
@@ -217,7 +217,7 @@ impl RedisStore {
             .key(EVENT_COUNTER_KEY)
             .arg(event)
             .arg(self.event_retention);
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         if let Err(error) = self
             .call(invocation.invoke_async::<i64>(&mut connection))
             .await
@@ -231,7 +231,7 @@ impl RedisStore {
     /// entry only counts against the cap until the nonce would have
     /// expired.
     async fn forget_pending(&self, id: &str) {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let removed =
             tokio::time::timeout(self.timeout, connection.zrem::<_, _, i64>(PENDING_KEY, id)).await;
         if let Ok(Err(error)) = removed {

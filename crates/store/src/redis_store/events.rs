@@ -99,7 +99,7 @@ impl EventStore for RedisStore {
             .key(EVENT_COUNTER_KEY)
             .arg(encode(event)?)
             .arg(self.event_retention);
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(invocation.invoke_async::<i64>(&mut connection))
             .await
             .map(drop)
@@ -110,12 +110,12 @@ impl EventStore for RedisStore {
         after: Option<EventCursor>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(read_after(&mut connection, after, limit)).await?
     }
 
     async fn latest_event(&self) -> Result<EventCursor> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let latest: Option<u64> = self
             .call(
                 redis::cmd("GET")
