@@ -67,9 +67,9 @@ impl CpuLimit {
         Ok(limit)
     }
 
-    /// `command` (a program with its arguments, already built) run inside
-    /// this cgroup: a shell moves itself in, then `exec`s it, so the
-    /// program's first instruction already runs under the limit.
+    /// `program` with `args`, run inside this cgroup: a shell moves itself
+    /// in, then `exec`s the program, whose first instruction so already
+    /// runs under the limit.
     pub fn wrap(&self, program: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> Command {
         let mut command = Command::new("sh");
         command
