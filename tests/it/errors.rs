@@ -5,7 +5,9 @@ use sigil_proto::v1 as pb;
 use sigil_runtime::Limits;
 use tonic::Code;
 
-use crate::harness::{Harness, admin, assert_error, assert_invalid};
+use crate::harness::{
+    Harness, Role, Server, admin, assert_error, assert_invalid, channel_to, listener, python,
+};
 
 all_stores!(
     malformed_create_requests_name_the_field,
@@ -309,4 +311,32 @@ async fn oversized_request_is_resource_exhausted(h: Harness) {
             .await
             .is_ok()
     );
+}
+
+/// A path the port does not serve: a plain HTTP client (Python's urllib)
+/// gets a 404, a gRPC call UNIMPLEMENTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unserved_path_is_404_over_http_and_unimplemented_over_grpc() {
+    let h = Harness::memory().await;
+    let script = "import sys, urllib.request, urllib.error\n\
+        try:\n    urllib.request.urlopen(f'http://{sys.argv[1]}/no/such/path')\n\
+        except urllib.error.HTTPError as error:\n    print(error.code)";
+    let output = std::process::Command::new(python())
+        .args(["-c", script, &h.address.to_string()])
+        .output()
+        .expect("the .venv python runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "404");
+
+    // A validator alone serves no IssuerService.
+    let validator_only = Server::spawn(
+        &h.context,
+        Role::Validator { issuer: h.address },
+        listener().await,
+    );
+    let channel = channel_to(validator_only.address).await;
+    let refused = pb::issuer_service_client::IssuerServiceClient::new(channel)
+        .create_session(pb::CreateSessionRequest::default())
+        .await
+        .expect_err("no issuer here");
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
 }

@@ -164,7 +164,14 @@ pub async fn serve_on(
     if let Some(routes) = services.http {
         http = http.merge(routes);
     }
-    let routes = Routes::from(services.routes.routes().into_axum_router().merge(http));
+    let routes = Routes::from(
+        services
+            .routes
+            .routes()
+            .into_axum_router()
+            .merge(http)
+            .fallback(nothing_here),
+    );
     let draining = services.draining;
     let shutdown = async move {
         shutdown.await;
@@ -240,6 +247,23 @@ pub async fn serve_on(
         health_only.abort();
     }
     served
+}
+
+/// What the port answers where nothing is served: a gRPC call gets
+/// UNIMPLEMENTED, as gRPC asks; any other request an HTTP 404 (rather than
+/// a gRPC answer to a plain HTTP client).
+async fn nothing_here(headers: http::HeaderMap) -> axum::response::Response {
+    let grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    match grpc {
+        true => tonic::Status::unimplemented("no such method").into_http(),
+        false => axum::response::IntoResponse::into_response((
+            http::StatusCode::NOT_FOUND,
+            "not found\n",
+        )),
+    }
 }
 
 /// Accepts on `listener` and deals the connections round robin between
