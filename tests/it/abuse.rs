@@ -13,7 +13,7 @@ use crate::harness::{
 /// Makes `call` up to fifty times in a row and returns the refusal that
 /// ended the burst, having checked that the burst was admitted at first,
 /// then refused as RATE_LIMITED with a RetryInfo saying when to retry.
-async fn flood_until_rate_limited<T, F, Fut>(mut call: F) -> tonic::Status
+pub(crate) async fn flood_until_rate_limited<T, F, Fut>(mut call: F) -> tonic::Status
 where
     T: std::fmt::Debug,
     F: FnMut() -> Fut,

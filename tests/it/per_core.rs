@@ -1,16 +1,17 @@
 //! The per-core scheduler of a service given several CPUs: connections
-//! dealt round robin between the main runtime and the workers, each worker
-//! serving its own (with a Redis connection of its own), every one of them
-//! answering right, through a Redis outage too, and all drained on
-//! shutdown.
+//! dealt between the main runtime and the workers, each worker serving its
+//! own (with a Redis connection of its own), every one of them answering
+//! right, through a Redis outage too, under one per-peer rate limit, and
+//! all drained on shutdown.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use sigil_proto::v1 as pb;
-use sigil_runtime::Workers;
+use sigil_runtime::{CreateSessionRates, RateLimits, Workers};
 use tonic::{Code, transport::Channel};
 
 use crate::{
+    abuse::flood_until_rate_limited,
     harness::{
         Harness, IssuerServiceClient, Role, Server, ValidatorServiceClient, admin, channel_to,
         eventually, listener,
@@ -75,17 +76,11 @@ async fn session_through(channel: &Channel) -> pb::Session {
         .expect("a session")
 }
 
-/// The connections the server has dealt to each worker so far, by
-/// `/metrics` (process-wide: other servers' connections may add to it).
-fn dealt(address: SocketAddr) -> [f64; 2] {
+/// `series` of each worker by `/metrics` (process-wide: other servers'
+/// connections may add to it).
+fn per_worker(address: SocketAddr, series: &str) -> [f64; 2] {
     let metrics = scrape_at(address);
-    ["0", "1"].map(|worker| {
-        sample(
-            &metrics,
-            "sigil_connections_accepted_total",
-            &[("worker", worker)],
-        )
-    })
+    ["0", "1"].map(|worker| sample(&metrics, series, &[("worker", worker)]))
 }
 
 async fn calls_on_many_connections_are_answered_by_every_worker(h: Harness) {
@@ -97,12 +92,19 @@ async fn calls_on_many_connections_are_answered_by_every_worker(h: Harness) {
         answered.push(session_through(channel).await);
     }
     assert!(answered.iter().all(|session| session.subject == "wendy"));
-    // Each worker took half the connections (and the scrape's one more).
-    let [main, worker] = dealt(server.address);
-    assert!(
-        main >= (CONNECTIONS / 2) as f64 && worker >= (CONNECTIONS / 2) as f64,
-        "connections dealt: {main} to the main runtime, {worker} to the worker"
-    );
+    // Each worker took half the connections (and a scrape one more), and
+    // holds them open.
+    let half = (CONNECTIONS / 2) as f64;
+    for series in [
+        "sigil_connections_accepted_total",
+        "sigil_worker_connections",
+    ] {
+        let [main, worker] = per_worker(server.address, series);
+        assert!(
+            main >= half && worker >= half,
+            "{series}: {main} on the main runtime, {worker} on the worker"
+        );
+    }
     server.stop().await;
 }
 
@@ -138,6 +140,44 @@ async fn every_worker_answers_unavailable_while_redis_is_down_and_recovers() {
         .await;
         session_through(channel).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_through_both_workers_meets_one_rate_limit() {
+    let h = Harness::memory().await;
+    let mut context = h.context.clone();
+    // One a second: the budget does not come back between the two checks.
+    context.rate_limits = RateLimits::new(CreateSessionRates {
+        per_peer: 1,
+        global: 0,
+    });
+    let workers = Workers::start(1).expect("a worker thread");
+    let server = Server::spawn_on(
+        &context,
+        Role::Issuer,
+        listener().await,
+        Some(Arc::new(workers)),
+    );
+    // One connection on each worker, from the same peer address.
+    let first = IssuerServiceClient::new(channel_to(server.address).await);
+    let second = IssuerServiceClient::new(channel_to(server.address).await);
+    flood_until_rate_limited(|| {
+        let mut issuer = second.clone();
+        async move {
+            issuer
+                .create_session(pb::CreateSessionRequest::default())
+                .await
+        }
+    })
+    .await;
+    // The other worker sees the same peer, and the same spent budget.
+    let refused = first
+        .clone()
+        .create_session(pb::CreateSessionRequest::default())
+        .await
+        .expect_err("the peer is over its rate on every worker");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     server.stop().await;
 }
 

@@ -79,8 +79,8 @@ pub struct WorkerArgs {
     /// CPU affinity, or a cgroup CPU limit rounded down).
     #[arg(long, env = "SIGIL_WORKER_THREADS")]
     pub worker_threads: Option<std::num::NonZeroUsize>,
-    /// How more than one worker share the work: `per-core` deals the
-    /// connections out round robin, each worker serving its own on a
+    /// How more than one worker share the work: `per-core` deals each
+    /// connection to the worker with the fewest open, which serves it on a
     /// single-threaded runtime with a Redis connection of its own;
     /// `work-stealing` is Tokio's multi-thread runtime, which spreads even
     /// one connection's calls over every worker, at more CPU per call.

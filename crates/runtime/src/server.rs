@@ -25,6 +25,7 @@ use crate::{
     Context,
     middleware::Around,
     tls::{Protocols, Tls, TlsListener},
+    workers::{Dealer, Dealt, Open},
 };
 
 /// The gRPC services one listener carries, and their names for health,
@@ -105,8 +106,8 @@ pub async fn serve(
     serve_on(listener, services, context, health_interval, shutdown, &[]).await
 }
 
-/// [`serve`], with the connections dealt round robin between this runtime
-/// and `workers` ([`Workers::handles`](crate::Workers::handles)); all on
+/// [`serve`], with the connections dealt between this runtime and
+/// `workers` ([`Workers::handles`](crate::Workers::handles)); all on
 /// this one when there are none.
 pub async fn serve_on(
     listener: TcpListener,
@@ -193,8 +194,13 @@ pub async fn serve_on(
                 async move {
                     // Registered here, so each connection's I/O wakes this
                     // worker's thread.
-                    let streams = UnboundedReceiverStream::new(connections)
-                        .filter_map(|stream| tokio::net::TcpStream::from_std(stream).ok());
+                    let streams = UnboundedReceiverStream::new(connections).filter_map(
+                        |(stream, open): (std::net::TcpStream, Open)| {
+                            let stream = tokio::net::TcpStream::from_std(stream).ok()?;
+                            let peer = stream.peer_addr().ok()?;
+                            Some((Dealt::new(stream, open), peer))
+                        },
+                    );
                     let stopped = async move {
                         let _ = stopping.wait_for(|stop| *stop).await;
                     };
@@ -211,7 +217,8 @@ pub async fn serve_on(
                                 .await
                         }
                         None => {
-                            let incoming = streams.map(Ok::<_, std::io::Error>);
+                            let incoming =
+                                streams.map(|(stream, _)| Ok::<_, std::io::Error>(stream));
                             server
                                 .serve_with_incoming_shutdown(routes, incoming, stopped)
                                 .await
@@ -266,8 +273,9 @@ async fn nothing_here(headers: http::HeaderMap) -> axum::response::Response {
     }
 }
 
-/// Accepts on `listener` and deals the connections round robin between
-/// this runtime and `workers`, each serving its share with
+/// Accepts on `listener` and deals the connections between this runtime
+/// and `workers` (each to the one with the fewest open), each serving its
+/// share with
 /// `serve_connections` until told to stop; on `shutdown`, stops accepting
 /// and waits until every worker has drained.
 async fn serve_across<Serving>(
@@ -275,7 +283,7 @@ async fn serve_across<Serving>(
     workers: &[Handle],
     shutdown: impl Future<Output = ()>,
     serve_connections: impl Fn(
-        mpsc::UnboundedReceiver<std::net::TcpStream>,
+        mpsc::UnboundedReceiver<(std::net::TcpStream, Open)>,
         watch::Receiver<bool>,
     ) -> Serving,
 ) -> Result<(), tonic::transport::Error>
@@ -295,7 +303,7 @@ where
         });
     }
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut next = 0;
+    let mut dealer = Dealer::new(queues.len());
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
@@ -322,10 +330,10 @@ where
                 continue;
             }
         };
-        metrics::counter!("sigil_connections_accepted_total", "worker" => next.to_string())
+        let (worker, open) = dealer.deal();
+        metrics::counter!("sigil_connections_accepted_total", "worker" => worker.to_string())
             .increment(1);
-        let _ = queues[next].send(stream);
-        next = (next + 1) % queues.len();
+        let _ = queues[worker].send((stream, open));
     }
     // Stop accepting at once, as tonic does, then drain every worker.
     drop(listener);

@@ -1,15 +1,29 @@
 //! Serving on several CPUs, one worker per CPU: each a thread running
 //! Tokio's current-thread runtime, each serving the connections the main
-//! thread hands it, round robin. A call then runs start to finish on one
+//! thread hands it (to the worker with the fewest open). A call then runs start to finish on one
 //! thread, with its connection's other calls (whose answers go out
 //! together) and over that worker's own Redis connection
 //! (`sigil_store::set_worker_thread`): no task or wake-up crosses threads
 //! on the way. Measured against Tokio's work-stealing runtime in
 //! docs/benchmarks.md ("Two cores against one").
 
-use std::{io, thread::JoinHandle};
+use std::{
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    thread::JoinHandle,
+};
 
-use tokio::{runtime::Handle, sync::oneshot};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    runtime::Handle,
+    sync::oneshot,
+};
+use tonic::transport::server::Connected;
 
 /// The workers beyond the main thread's (which is worker 0), each running
 /// what is spawned on it until dropped. Dropping joins their threads: drop
@@ -78,5 +92,138 @@ impl Drop for Workers {
         for thread in threads {
             let _ = thread.join();
         }
+    }
+}
+
+/// Chooses the worker for each new connection: the one with the fewest
+/// open, so that connections closing on one worker do not leave it idle
+/// while the others fill up; on a tie, the next after the last chosen.
+pub(crate) struct Dealer {
+    open: Vec<Arc<AtomicUsize>>,
+    next: usize,
+}
+
+impl Dealer {
+    /// A dealer between `workers` workers (the main thread's included).
+    pub(crate) fn new(workers: usize) -> Dealer {
+        Dealer {
+            open: (0..workers.max(1)).map(|_| Arc::default()).collect(),
+            next: 0,
+        }
+    }
+
+    /// The worker for the next connection, and the token that counts the
+    /// connection open there until dropped.
+    pub(crate) fn deal(&mut self) -> (usize, Open) {
+        let count = self.open.len();
+        let worker = (0..count)
+            .map(|offset| (self.next + offset) % count)
+            .min_by_key(|&worker| self.open[worker].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        self.next = (worker + 1) % count;
+        self.open[worker].fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("sigil_worker_connections", "worker" => worker.to_string()).increment(1.0);
+        let open = Open {
+            worker,
+            count: Arc::clone(&self.open[worker]),
+        };
+        (worker, open)
+    }
+}
+
+/// One open connection of a worker's, counted until dropped.
+pub(crate) struct Open {
+    worker: usize,
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("sigil_worker_connections", "worker" => self.worker.to_string())
+            .decrement(1.0);
+    }
+}
+
+/// A connection dealt to a worker: reads and writes go to `io`, and the
+/// worker counts it open until it is dropped.
+pub(crate) struct Dealt<Io> {
+    io: Io,
+    _open: Open,
+}
+
+impl<Io> Dealt<Io> {
+    pub(crate) fn new(io: Io, open: Open) -> Dealt<Io> {
+        Dealt { io, _open: open }
+    }
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for Dealt<Io> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(context, buffer)
+    }
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for Dealt<Io> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(context, buffer)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(context, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(context)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(context)
+    }
+}
+
+impl<Io: Connected> Connected for Dealt<Io> {
+    type ConnectInfo = Io::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dealer;
+
+    #[test]
+    fn deals_to_the_worker_with_the_fewest_open_connections() {
+        let mut dealer = Dealer::new(2);
+        let (first, first_open) = dealer.deal();
+        let (second, second_open) = dealer.deal();
+        assert_eq!((first, second), (0, 1), "ties go round");
+        let (third, _third_open) = dealer.deal();
+        assert_eq!(third, 0);
+        // Worker 1's connection closes: it has the fewest now, twice over.
+        drop(second_open);
+        let (fourth, _fourth_open) = dealer.deal();
+        assert_eq!(fourth, 1);
+        drop(first_open);
+        let (fifth, _fifth_open) = dealer.deal();
+        assert_eq!(fifth, 0, "a tie again, after worker 1");
     }
 }

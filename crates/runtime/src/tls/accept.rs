@@ -6,6 +6,7 @@
 use std::{io, net::SocketAddr, time::Duration};
 
 use tokio::{
+    io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
     sync::mpsc,
 };
@@ -54,13 +55,17 @@ pub(crate) fn accept(
 }
 
 /// Runs the TLS handshake of each connection `streams` yields (accepted
-/// elsewhere, `TCP_NODELAY` set), and yields those that completed. Ends
-/// when `streams` does or the receiver is dropped.
-pub(crate) fn handshake_each(
-    mut streams: impl Stream<Item = TcpStream> + Send + Unpin + 'static,
+/// elsewhere, `TCP_NODELAY` set), with its peer's address, and yields
+/// those that completed. Ends when `streams` does or the receiver is
+/// dropped.
+pub(crate) fn handshake_each<Io>(
+    mut streams: impl Stream<Item = (Io, SocketAddr)> + Send + Unpin + 'static,
     tls: Tls,
     protocols: Protocols,
-) -> mpsc::Receiver<io::Result<TlsStream<TcpStream>>> {
+) -> mpsc::Receiver<io::Result<TlsStream<Io>>>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, receiver) = mpsc::channel(BACKLOG);
     tokio::spawn(async move {
         loop {
@@ -68,10 +73,7 @@ pub(crate) fn handshake_each(
                 stream = streams.next() => stream,
                 () = sender.closed() => return,
             };
-            let Some(stream) = stream else { return };
-            let Ok(peer) = stream.peer_addr() else {
-                continue;
-            };
+            let Some((stream, peer)) = stream else { return };
             if !handshake(stream, peer, &tls, protocols, &sender) {
                 return;
             }
@@ -83,13 +85,16 @@ pub(crate) fn handshake_each(
 /// Starts the handshake of `stream` with the configuration in force now,
 /// sending it to `sender` once complete. False when TLS is no longer
 /// configured.
-fn handshake(
-    stream: TcpStream,
+fn handshake<Io>(
+    stream: Io,
     peer: SocketAddr,
     tls: &Tls,
     protocols: Protocols,
-    sender: &mpsc::Sender<io::Result<TlsStream<TcpStream>>>,
-) -> bool {
+    sender: &mpsc::Sender<io::Result<TlsStream<Io>>>,
+) -> bool
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Some(config) = tls.server_config(protocols) else {
         return false;
     };
