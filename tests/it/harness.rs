@@ -98,9 +98,7 @@ impl RedisServer {
     /// in a directory of its own, which every restart reads back.
     pub async fn start_durable() -> RedisServer {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("sigil-aof-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let dir = own_dir("aof", port);
         let mut server = RedisServer {
             port,
             binary: PathBuf::from("redis-server"),
@@ -126,9 +124,7 @@ impl RedisServer {
     /// and a directory of its own for its files.
     pub async fn start_valkey(settings: &[&str]) -> RedisServer {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("sigil-valkey-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let dir = own_dir("valkey", port);
         let mut server = RedisServer {
             port,
             binary: valkey_server(),
@@ -160,10 +156,7 @@ impl RedisServer {
         // A replica writes the snapshot of a full sync to its directory
         // before loading it: give it one of its own, not the test's.
         let own_port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("sigil-replica-{}-{own_port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let dir = own_dir("replica", own_port);
         let mut server = RedisServer {
             port: own_port,
             binary: PathBuf::from("redis-server"),
@@ -260,6 +253,15 @@ impl RedisServer {
             .await
             .expect("redis answers")
     }
+}
+
+/// An empty temporary directory for the `kind` server on `port`, which
+/// [`RedisServer`] removes on drop.
+fn own_dir(kind: &str, port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sigil-{kind}-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
 }
 
 impl Drop for RedisServer {

@@ -193,15 +193,24 @@ async fn grpc_over_tls_answers_and_plaintext_is_refused() {
     let (context, _tls) = with_tls(&h.context, &files.args(false));
     let server = Server::spawn(&context, Role::All, listener().await);
 
-    let channel = tls_channel(server.address, &ca, None).await.unwrap();
+    creates_a_session_over_tls(server.address, &ca).await;
+    refuses_plaintext(server.address).await;
+}
+
+/// A CreateSession over a new TLS connection to `address` succeeds.
+async fn creates_a_session_over_tls(address: SocketAddr, ca: &Ca) {
+    let channel = tls_channel(address, ca, None).await.unwrap();
     let created = IssuerServiceClient::new(channel)
         .create_session(pb::CreateSessionRequest::default())
         .await
         .expect("CreateSession over TLS")
         .into_inner();
     assert!(created.session_key.starts_with("sigil_sk_"));
+}
 
-    let plaintext = Channel::from_shared(format!("http://{}", server.address))
+/// A plaintext call over a new connection to `address` is refused.
+async fn refuses_plaintext(address: SocketAddr) {
+    let plaintext = Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
         .await;
@@ -226,25 +235,10 @@ async fn every_worker_handshakes_its_own_connections() {
     // Connections go to the main runtime and the worker in turn: each one
     // answers over TLS, then each refuses plaintext.
     for _ in 0..2 {
-        let channel = tls_channel(server.address, &ca, None).await.unwrap();
-        let created = IssuerServiceClient::new(channel)
-            .create_session(pb::CreateSessionRequest::default())
-            .await
-            .expect("CreateSession over TLS")
-            .into_inner();
-        assert!(created.session_key.starts_with("sigil_sk_"));
+        creates_a_session_over_tls(server.address, &ca).await;
     }
     for _ in 0..2 {
-        let plaintext = Channel::from_shared(format!("http://{}", server.address))
-            .unwrap()
-            .connect()
-            .await;
-        if let Ok(channel) = plaintext {
-            let result = HealthClient::new(channel)
-                .check(tonic_health::pb::HealthCheckRequest::default())
-                .await;
-            assert!(result.is_err(), "a plaintext call is refused: {result:?}");
-        }
+        refuses_plaintext(server.address).await;
     }
     server.stop().await;
 }

@@ -19,7 +19,7 @@ use crate::{
     BenchError,
     machine::cpu_time,
     rng::FastRng,
-    scenario::{CallFailure, Clients, Workload},
+    scenario::{CallFailure, Clients, Scenario, Workload},
 };
 
 /// Longest latency the histograms hold, in microseconds; longer calls
@@ -44,6 +44,21 @@ pub struct Shape {
     pub request_timeout: Duration,
     /// Most calls in all.
     pub max_requests: u64,
+}
+
+impl Shape {
+    /// This shape as `scenario` runs it: a scenario that fixes its calls
+    /// in flight gets those, over as many connections.
+    pub fn for_scenario(self, scenario: Scenario) -> Shape {
+        match scenario.fixed_in_flight() {
+            Some(in_flight) => Shape {
+                connections: in_flight.min(self.connections),
+                concurrency: in_flight,
+                ..self
+            },
+            None => self,
+        }
+    }
 }
 
 /// What the measured window saw.

@@ -157,22 +157,17 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         None => ("baseline-echo", echo.clone()),
     };
     let mut ceilings = Ceilings::default();
+    // What every scenario's workload is prepared with, here against the
+    // first Sigil.
+    let setup = Setup {
+        endpoint: &sigil.endpoint,
+        sessions: &pool,
+        admin: &admin,
+        concurrency: args.concurrency,
+        api_tokens: api_token_pool.as_ref(),
+    };
     for scenario in &args.scenarios {
-        let scenario_shape = match scenario.fixed_in_flight() {
-            Some(in_flight) => Shape {
-                connections: in_flight.min(shape.connections),
-                concurrency: in_flight,
-                ..shape
-            },
-            None => shape,
-        };
-        let setup = Setup {
-            endpoint: &sigil.endpoint,
-            sessions: &pool,
-            admin: &admin,
-            concurrency: args.concurrency,
-            api_tokens: api_token_pool.as_ref(),
-        };
+        let scenario_shape = shape.for_scenario(*scenario);
         let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
         measure_ceilings(
             *scenario,
@@ -244,18 +239,11 @@ async fn measure(args: &RunArgs, machine: Machine) -> Result<Report, BenchError>
         };
         let wide = RunningServer::start(ServerKind::Sigil, &wide_launch, &admin_key).await?;
         for scenario in &args.scenarios {
-            let shape = scenario.fixed_in_flight().map_or(shape, |in_flight| Shape {
-                connections: in_flight.min(shape.connections),
-                concurrency: in_flight,
-                ..shape
-            });
+            let shape = shape.for_scenario(*scenario);
             let measure_on = async |server: &RunningServer, name: String| {
                 let setup = Setup {
                     endpoint: &server.endpoint,
-                    sessions: &pool,
-                    admin: &admin,
-                    concurrency: args.concurrency,
-                    api_tokens: api_token_pool.as_ref(),
+                    ..setup
                 };
                 let workload = Arc::new(Workload::prepare(*scenario, &setup).await?);
                 measure_one(&name, ServerKind::Sigil, &workload, server, shape).await

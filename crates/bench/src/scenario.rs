@@ -324,6 +324,7 @@ pub enum Workload {
 
 /// What preparing a workload may need: the Sigil, its sessions, the admin
 /// key.
+#[derive(Clone, Copy)]
 pub struct Setup<'a> {
     /// The Sigil measured, `http://127.0.0.1:<port>`.
     pub endpoint: &'a str,

@@ -49,12 +49,20 @@ const STORELESS_SCENARIOS: [&str; 3] = [
     "batch-verify-tokens-100",
 ];
 
-fn run_bench(name: &str, extra: &[&str]) -> (Output, PathBuf) {
+/// One finished `sigil-bench run`.
+struct BenchRun {
+    output: Output,
+    json: PathBuf,
+    /// sigil-bench's process id, which names its servers' logs and cgroups.
+    pid: u32,
+}
+
+fn run_bench(name: &str, extra: &[&str]) -> BenchRun {
     let json = std::env::temp_dir().join(format!(
         "sigil-bench-smoke-{}-{name}.json",
         std::process::id()
     ));
-    let output = Command::new(BENCH)
+    let child = Command::new(BENCH)
         .arg("run")
         .args([
             "--sessions",
@@ -67,9 +75,37 @@ fn run_bench(name: &str, extra: &[&str]) -> (Output, PathBuf) {
         .arg("--json")
         .arg(&json)
         .args(extra)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("sigil-bench runs");
-    (output, json)
+    let pid = child.id();
+    let output = child.wait_with_output().expect("sigil-bench ends");
+    BenchRun { output, json, pid }
+}
+
+impl BenchRun {
+    /// The JSON report of a run that succeeded; its file is removed.
+    fn report(&self) -> Value {
+        assert!(
+            self.output.status.success(),
+            "sigil-bench failed: {}",
+            String::from_utf8_lossy(&self.output.stderr)
+        );
+        let report = serde_json::from_str(&std::fs::read_to_string(&self.json).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&self.json);
+        report
+    }
+}
+
+/// The measurement called `name` in `report`.
+fn measurement<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|measurement| measurement["name"] == name)
+        .unwrap_or_else(|| panic!("{name} was not measured"))
 }
 
 /// Runs `scenarios` for `duration` each and checks each measurement
@@ -92,14 +128,8 @@ fn scenarios_complete_without_errors(
     ];
     args.extend_from_slice(extra);
     args.extend_from_slice(scenarios);
-    let (output, json) = run_bench(name, &args);
-    assert!(
-        output.status.success(),
-        "sigil-bench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let run = run_bench(name, &args);
+    let report = run.report();
     assert_eq!(report["sessions"]["sessions"], 50);
     let measurements = report["measurements"].as_array().unwrap();
     let names: Vec<&str> = measurements
@@ -139,7 +169,7 @@ fn scenarios_complete_without_errors(
             );
         }
     }
-    let table = String::from_utf8_lossy(&output.stdout);
+    let table = String::from_utf8_lossy(&run.output.stdout);
     assert!(table.contains(scenarios[0]), "no table on stdout: {table}");
 }
 
@@ -239,7 +269,7 @@ impl Drop for OwnRedis {
 #[test]
 fn a_batch_of_1000_api_tokens_costs_one_redis_command() {
     let redis = OwnRedis::start();
-    let (output, json) = run_bench(
+    let run = run_bench(
         "commandstats",
         &[
             "--redis-url",
@@ -253,19 +283,8 @@ fn a_batch_of_1000_api_tokens_costs_one_redis_command() {
             "validate-tokens-1000-alone",
         ],
     );
-    assert!(
-        output.status.success(),
-        "sigil-bench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
-    let batch = report["measurements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|measurement| measurement["name"] == "validate-tokens-1000-alone")
-        .expect("the batch was measured");
+    let report = run.report();
+    let batch = measurement(&report, "validate-tokens-1000-alone");
     // One call at a time in a debug build on a busy machine may not
     // complete one in the window: the count below is the assertion.
     assert_eq!(batch["errors"], serde_json::json!({}));
@@ -290,40 +309,30 @@ fn a_batch_of_1000_api_tokens_costs_one_redis_command() {
 /// afterwards. Needs two CPUs and root, as CI has.
 #[test]
 fn the_scaling_comparison_runs_each_sigil_under_its_share_of_the_cpus() {
-    let json = std::env::temp_dir().join(format!(
-        "sigil-bench-smoke-{}-core-share.json",
-        std::process::id()
-    ));
-    let child = Command::new(BENCH)
-        .args(["run", "--sessions", "50", "--connections", "2"])
-        .args(["--concurrency", "8", "--duration", "500ms", "--warmup"])
-        .args(["100ms", "--ceiling-time", "100ms", "--server-cpu", "0"])
-        .args(["--scaling-cpus", "0,1", "--core-share", "0.5", "--json"])
-        .arg(&json)
-        .arg("whoami")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sigil-bench runs");
-    let bench_pid = child.id();
-    let output = child.wait_with_output().expect("sigil-bench ends");
-    assert!(
-        output.status.success(),
-        "sigil-bench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let run = run_bench(
+        "core-share",
+        &[
+            "--duration",
+            "500ms",
+            "--warmup",
+            "100ms",
+            "--ceiling-time",
+            "100ms",
+            "--server-cpu",
+            "0",
+            "--scaling-cpus",
+            "0,1",
+            "--core-share",
+            "0.5",
+            "whoami",
+        ],
     );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let report = run.report();
     assert_eq!(report["settings"]["core_share"], 0.5);
     assert_eq!(report["scaling"][0]["scenario"], "whoami");
     assert_eq!(report["scaling"][0]["cpus"], "0,1");
     for name in ["whoami-on-one-cpu-share", "whoami-on-cpus-0,1"] {
-        let measurement = report["measurements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|measurement| measurement["name"] == name)
-            .unwrap_or_else(|| panic!("{name} was not measured"));
+        let measurement = measurement(&report, name);
         assert!(measurement["requests"].as_u64().unwrap() > 0, "{name}");
         assert_eq!(measurement["errors"], serde_json::json!({}), "{name}");
     }
@@ -331,7 +340,7 @@ fn the_scaling_comparison_runs_each_sigil_under_its_share_of_the_cpus() {
     // Each Sigil logged the runtime it built (uncoloured, to a file): the
     // first and the one-CPU side the current-thread one, the two-CPU side
     // two per-core workers.
-    let prefix = format!("sigil-bench-{bench_pid}-sigil-");
+    let prefix = format!("sigil-bench-{}-sigil-", run.pid);
     let mut runtimes = Vec::new();
     for entry in std::fs::read_dir(std::env::temp_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -363,7 +372,7 @@ fn the_scaling_comparison_runs_each_sigil_under_its_share_of_the_cpus() {
         for group in groups {
             let name = group.unwrap().file_name().to_string_lossy().into_owned();
             assert!(
-                !name.starts_with(&format!("sigil-bench-{bench_pid}-")),
+                !name.starts_with(&format!("sigil-bench-{}-", run.pid)),
                 "{root}/{name} was left behind"
             );
         }

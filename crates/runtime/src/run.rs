@@ -7,7 +7,10 @@ use tokio::{net::TcpListener, runtime::Handle, task::JoinHandle};
 
 use crate::{
     CommonArgs, Context, EXIT_BAD_CONFIG, OtlpSettings, Scheduler, Services, init_telemetry,
-    serve_http, server::serve_on, shutdown_signal, workers::Workers,
+    serve_http,
+    server::serve_on,
+    shutdown_signal,
+    workers::{Workers, current_thread_runtime},
 };
 
 /// Runs a service binary: `services` builds what the listener carries from
@@ -102,9 +105,9 @@ impl Runtimes {
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
         let (runtime, workers, scheduler) = match (count, args.workers.scheduler) {
-            (1, _) => (current_thread()?, None, "current-thread"),
+            (1, _) => (current_thread_runtime()?, None, "current-thread"),
             (_, Scheduler::PerCore) => (
-                current_thread()?,
+                current_thread_runtime()?,
                 Some(Workers::start(count - 1)?),
                 "per-core",
             ),
@@ -123,12 +126,6 @@ impl Runtimes {
             count,
         })
     }
-}
-
-fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
 }
 
 async fn run(

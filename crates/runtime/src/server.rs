@@ -4,10 +4,10 @@
 //! so grpcurl needs no proto files, TLS when the context has it, and a
 //! drain on shutdown.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     runtime::Handle,
     sync::{mpsc, watch},
 };
@@ -275,9 +275,8 @@ async fn nothing_here(headers: http::HeaderMap) -> axum::response::Response {
 
 /// Accepts on `listener` and deals the connections between this runtime
 /// and `workers` (each to the one with the fewest open), each serving its
-/// share with
-/// `serve_connections` until told to stop; on `shutdown`, stops accepting
-/// and waits until every worker has drained.
+/// share with `serve_connections` until told to stop; on `shutdown`, stops
+/// accepting and waits until every worker has drained.
 async fn serve_across<Serving>(
     listener: TcpListener,
     workers: &[Handle],
@@ -305,32 +304,22 @@ where
     let mut shutdown = std::pin::pin!(shutdown);
     let mut dealer = Dealer::new(queues.len());
     loop {
-        let accepted = tokio::select! {
+        let (stream, _) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = next_connection(&listener) => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                // Out of file descriptors, mostly: give the process a moment
-                // rather than spin.
-                tracing::warn!(%error, "cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Without it, a response h2 writes apart from its trailers waits for
-        // the client's delayed ACK (see `serve`).
-        let stream = stream.set_nodelay(true).and_then(|()| stream.into_std());
-        let stream = match stream {
+        let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
-                // A peer gone already: nothing to serve.
                 tracing::debug!(%error, "dropped a connection at accept");
                 continue;
             }
         };
-        let (worker, open) = dealer.deal();
+        // A worker whose server has ended (it never should) takes no more.
+        let Some((worker, open)) = dealer.deal(|worker| !queues[worker].is_closed()) else {
+            tracing::error!("no worker serves connections: dropped one");
+            continue;
+        };
         metrics::counter!("sigil_connections_accepted_total", "worker" => worker.to_string())
             .increment(1);
         let _ = queues[worker].send((stream, open));
@@ -348,6 +337,26 @@ where
         }
     }
     result
+}
+
+/// The next connection `listener` accepts, with `TCP_NODELAY` set:
+/// without it, a response h2 writes apart from its trailers waits for the
+/// client's delayed ACK (~40 ms per call). Failures to accept (out of file
+/// descriptors, mostly) are logged and retried after a moment rather than
+/// in a spin.
+pub(crate) async fn next_connection(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Serves HTTP/JSON `routes` alone on `listener` (over TLS when `tls` has

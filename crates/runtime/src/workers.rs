@@ -1,8 +1,8 @@
 //! Serving on several CPUs, one worker per CPU: each a thread running
 //! Tokio's current-thread runtime, each serving the connections the main
-//! thread hands it (to the worker with the fewest open). A call then runs start to finish on one
-//! thread, with its connection's other calls (whose answers go out
-//! together) and over that worker's own Redis connection
+//! thread hands it (to the worker with the fewest open). A call then runs
+//! start to finish on one thread, with its connection's other calls (whose
+//! answers go out together) and over that worker's own Redis connection
 //! (`sigil_store::set_worker_thread`): no task or wake-up crosses threads
 //! on the way. Measured against Tokio's work-stealing runtime in
 //! docs/benchmarks.md ("Two cores against one").
@@ -47,10 +47,7 @@ impl Workers {
                 .name(format!("sigil-worker-{index}"))
                 .spawn(move || {
                     sigil_store::set_worker_thread(index);
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
-                    let runtime = match runtime {
+                    let runtime = match current_thread_runtime() {
                         Ok(runtime) => runtime,
                         Err(error) => {
                             let _ = handle_sender.send(Err(error));
@@ -95,6 +92,14 @@ impl Drop for Workers {
     }
 }
 
+/// Tokio's current-thread runtime with I/O and timers: the main thread's,
+/// and each worker's.
+pub(crate) fn current_thread_runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// Chooses the worker for each new connection: the one with the fewest
 /// open, so that connections closing on one worker do not leave it idle
 /// while the others fill up; on a tie, the next after the last chosen.
@@ -112,14 +117,15 @@ impl Dealer {
         }
     }
 
-    /// The worker for the next connection, and the token that counts the
-    /// connection open there until dropped.
-    pub(crate) fn deal(&mut self) -> (usize, Open) {
+    /// The worker for the next connection among those `serving`, and the
+    /// token that counts the connection open there until dropped; `None`
+    /// when no worker is serving.
+    pub(crate) fn deal(&mut self, serving: impl Fn(usize) -> bool) -> Option<(usize, Open)> {
         let count = self.open.len();
         let worker = (0..count)
             .map(|offset| (self.next + offset) % count)
-            .min_by_key(|&worker| self.open[worker].load(Ordering::Relaxed))
-            .unwrap_or(0);
+            .filter(|&worker| serving(worker))
+            .min_by_key(|&worker| self.open[worker].load(Ordering::Relaxed))?;
         self.next = (worker + 1) % count;
         self.open[worker].fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("sigil_worker_connections", "worker" => worker.to_string()).increment(1.0);
@@ -127,7 +133,7 @@ impl Dealer {
             worker,
             count: Arc::clone(&self.open[worker]),
         };
-        (worker, open)
+        Some((worker, open))
     }
 }
 
@@ -213,17 +219,28 @@ mod tests {
     #[test]
     fn deals_to_the_worker_with_the_fewest_open_connections() {
         let mut dealer = Dealer::new(2);
-        let (first, first_open) = dealer.deal();
-        let (second, second_open) = dealer.deal();
+        let mut deal = || dealer.deal(|_| true).expect("both serve");
+        let (first, first_open) = deal();
+        let (second, second_open) = deal();
         assert_eq!((first, second), (0, 1), "ties go round");
-        let (third, _third_open) = dealer.deal();
+        let (third, _third_open) = deal();
         assert_eq!(third, 0);
         // Worker 1's connection closes: it has the fewest now, twice over.
         drop(second_open);
-        let (fourth, _fourth_open) = dealer.deal();
+        let (fourth, _fourth_open) = deal();
         assert_eq!(fourth, 1);
         drop(first_open);
-        let (fifth, _fifth_open) = dealer.deal();
+        let (fifth, _fifth_open) = deal();
         assert_eq!(fifth, 0, "a tie again, after worker 1");
+    }
+
+    #[test]
+    fn deals_nothing_to_a_worker_that_stopped_serving() {
+        let mut dealer = Dealer::new(2);
+        // Worker 1 has fewer open, but has stopped.
+        let (_, _open) = dealer.deal(|_| true).expect("both serve");
+        let (worker, _second) = dealer.deal(|worker| worker == 0).expect("worker 0 serves");
+        assert_eq!(worker, 0);
+        assert!(dealer.deal(|_| false).is_none());
     }
 }

@@ -3,7 +3,7 @@
 //! failing client holds up no one; only completed connections reach the
 //! server.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr};
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -29,23 +29,10 @@ pub(crate) fn accept(
     let (sender, receiver) = mpsc::channel(BACKLOG);
     tokio::spawn(async move {
         loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+            let (stream, peer) = tokio::select! {
+                accepted = crate::server::next_connection(&listener) => accepted,
                 () = sender.closed() => return,
             };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, mostly: give the process a
-                    // moment rather than spin.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            // Without it, a response h2 writes apart from its trailers
-            // waits for the client's delayed ACK (see `serve`).
-            let _ = stream.set_nodelay(true);
             if !handshake(stream, peer, &tls, protocols, &sender) {
                 return;
             }
