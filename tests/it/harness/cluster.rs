@@ -307,8 +307,9 @@ impl RedisCluster {
         replicas
     }
 
-    /// Waits until every node sees the cluster as `ok` and each replica's
-    /// link to its master is up.
+    /// Waits until every node sees the cluster as `ok`, each replica's link
+    /// to its master is up and each master counts its replicas online (a
+    /// replica still loading or unacknowledged is not counted by `WAIT`).
     pub async fn until_ok(&self) {
         let started = Instant::now();
         for port in self.ports() {
@@ -324,8 +325,14 @@ impl RedisCluster {
                     .query_async(&mut connection)
                     .await
                     .expect("INFO");
-                let synced = replication.contains("role:master")
-                    || replication.contains("master_link_status:up");
+                let synced = if replication.contains("role:master") {
+                    replication
+                        .lines()
+                        .filter(|line| line.starts_with("slave") && line.contains("state="))
+                        .all(|line| line.contains("state=online"))
+                } else {
+                    replication.contains("master_link_status:up")
+                };
                 if info.contains("cluster_state:ok") && synced {
                     break;
                 }
