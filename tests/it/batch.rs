@@ -1,12 +1,21 @@
 //! BatchWhoAmI and BatchVerifyTokens: one answer per entry in request order,
-//! repeats answered alike, a maximum batch size, and one store round trip.
+//! repeats answered alike, a maximum batch size, and one store round trip;
+//! and the room every batch call of a process shares.
+
+use std::time::Duration;
 
 use sigil_proto::v1 as pb;
+use sigil_runtime::Limits;
+use sigil_store::RedisConfig;
 use tonic::Code;
 
 use crate::{
-    harness::{Harness, admin, assert_error},
+    harness::{
+        EdgeTokenServiceClient, Harness, Role, Server, ValidatorServiceClient, admin, assert_error,
+        channel_to, eventually, http_to, listener, redis_config,
+    },
     jwt::{alice, put, template, token},
+    metrics::{sample, scrape_at},
     storage::commands_run,
 };
 
@@ -359,4 +368,167 @@ async fn store_down_fails_the_whole_batch_never_one_entry() {
         })
         .await;
     assert_error(result, Code::Unavailable, "STORE_UNAVAILABLE");
+}
+
+/// Every batch call (both validator batches, ValidateTokens and
+/// `/edge/validate`) waits for room in the process's one bound on batch
+/// entries, and is answered right once room frees. The room holds two
+/// entries here; Redis is stalled under the batch inside it, so the rest
+/// can be seen waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_beyond_the_room_wait_their_turn_then_answer() {
+    const ROOM: usize = 2;
+    let h = Harness::redis_with(Limits {
+        max_batch_entries_in_flight: ROOM,
+        max_request_time: Duration::from_secs(60),
+        ..Limits::default()
+    })
+    .await;
+    put(&h, template("orders", pb::SigningAlgorithm::Eddsa)).await;
+    let (alice_key, alice_session) = alice(&h).await;
+    let (bob, _) = h.active_session("bob", &["orders:read"], vec![]).await;
+    let jwt = token(&h, &alice_key, "orders").await.jwt;
+    let (_, api_token) = crate::edge::create(
+        &mut h.edge_tokens().await,
+        pb::ApiTokenType::Backend,
+        &["p"],
+        "dev",
+    )
+    .await;
+    // A server that waits for the stalled Redis as long as the test needs,
+    // sharing the harness's room.
+    let redis = h.redis.as_ref().expect("a Redis");
+    let context = h.context_over(&RedisConfig {
+        timeout: Duration::from_secs(60),
+        ..redis_config(redis)
+    });
+    let server = Server::spawn(&context, Role::All, listener().await);
+    let address = server.address;
+    let channel = channel_to(address).await;
+
+    redis.freeze();
+    // Two batches of each kind, each as large as the room: one batch at a
+    // time holds it, so at least two entries of every kind wait.
+    let mut who_am_i = Vec::new();
+    let mut verify = Vec::new();
+    let mut validate = Vec::new();
+    let mut edge_validate = Vec::new();
+    for _ in 0..2 {
+        let mut validator = ValidatorServiceClient::new(channel.clone());
+        let tokens = vec![alice_key.clone(), bob.session_key.clone()];
+        who_am_i.push(tokio::spawn(async move {
+            let request = pb::BatchWhoAmIRequest {
+                tokens,
+                ..Default::default()
+            };
+            let answer = validator.batch_who_am_i(request).await.expect("answered");
+            answer
+                .into_inner()
+                .results
+                .iter()
+                .map(who)
+                .collect::<Vec<_>>()
+        }));
+        let mut validator = ValidatorServiceClient::new(channel.clone());
+        let jwts = vec![jwt.clone(), jwt.clone()];
+        verify.push(tokio::spawn(async move {
+            let request = pb::BatchVerifyTokensRequest {
+                jwts,
+                check_session: true,
+                ..Default::default()
+            };
+            let answer = validator
+                .batch_verify_tokens(request)
+                .await
+                .expect("answered");
+            answer
+                .into_inner()
+                .results
+                .iter()
+                .map(verified)
+                .collect::<Vec<_>>()
+        }));
+        let mut edge_tokens = EdgeTokenServiceClient::new(channel.clone());
+        let tokens = vec![api_token.clone(), "garbage".to_owned()];
+        validate.push(tokio::spawn(async move {
+            let request = pb::ValidateTokensRequest { tokens };
+            let answer = edge_tokens
+                .validate_tokens(request)
+                .await
+                .expect("answered");
+            let tokens = answer.into_inner().tokens;
+            tokens
+                .into_iter()
+                .map(|token| token.token)
+                .collect::<Vec<_>>()
+        }));
+        let body = serde_json::json!({ "tokens": [api_token, "garbage"] }).to_string();
+        edge_validate.push(tokio::spawn(async move {
+            let answer = http_to(
+                address,
+                "POST",
+                "/edge/validate",
+                Some("application/json"),
+                body.as_bytes(),
+            )
+            .await;
+            answer.json()["tokens"]
+                .as_array()
+                .expect("a list of tokens")
+                .iter()
+                .map(|token| token["token"].as_str().expect("a token").to_owned())
+                .collect::<Vec<_>>()
+        }));
+    }
+    let methods = [
+        "BatchWhoAmI",
+        "BatchVerifyTokens",
+        "ValidateTokens",
+        "EdgeValidate",
+    ];
+    for method in methods {
+        eventually(&format!("{method} entries waiting for room"), || async {
+            let metrics = scrape_at(address);
+            sample(
+                &metrics,
+                "sigil_batch_entries_waiting",
+                &[("method", method)],
+            ) >= ROOM as f64
+        })
+        .await;
+    }
+
+    redis.thaw();
+    for answer in who_am_i {
+        let sessions = answer.await.expect("BatchWhoAmI");
+        assert_eq!(
+            sessions,
+            [Ok(alice_session.id.clone()), Ok(bob.session_id.clone())]
+        );
+    }
+    for answer in verify {
+        let sessions = answer.await.expect("BatchVerifyTokens");
+        assert_eq!(
+            sessions,
+            [Ok(alice_session.id.clone()), Ok(alice_session.id.clone())]
+        );
+    }
+    for answer in validate.into_iter().chain(edge_validate) {
+        assert_eq!(
+            answer.await.expect("a token validation"),
+            [api_token.as_str()]
+        );
+    }
+    let metrics = scrape_at(address);
+    for method in methods {
+        assert_eq!(
+            sample(
+                &metrics,
+                "sigil_batch_entries_waiting",
+                &[("method", method)]
+            ),
+            0.0,
+            "{method}"
+        );
+    }
 }

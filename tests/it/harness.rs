@@ -179,7 +179,10 @@ impl RedisServer {
         server
     }
 
-    /// Waits until this replica's link to its primary is up.
+    /// Waits until this replica's link to its primary is up and the
+    /// primary counts it online. (After a diskless full sync the primary
+    /// waits for the replica's first acknowledgement, up to a second later,
+    /// and until then `WAIT` does not count it.)
     pub async fn until_in_sync(&self) {
         let mut connection = self.connection().await;
         let started = Instant::now();
@@ -189,12 +192,45 @@ impl RedisServer {
                 .query_async(&mut connection)
                 .await
                 .expect("INFO");
-            if info.contains("master_link_status:up") {
+            if info.contains("master_link_status:up") && self.counted_online_by_primary(&info).await
+            {
                 return;
             }
             assert!(started.elapsed() < DEADLINE, "the replica did not sync");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Whether the primary this replica's `INFO replication` names lists it
+    /// as an online replica.
+    async fn counted_online_by_primary(&self, info: &str) -> bool {
+        let Some(primary_port) = info.lines().find_map(|line| {
+            line.strip_prefix("master_port:")?
+                .trim()
+                .parse::<u16>()
+                .ok()
+        }) else {
+            return false;
+        };
+        let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{primary_port}")) else {
+            return false;
+        };
+        let Ok(mut primary) = client.get_multiplexed_async_connection().await else {
+            return false;
+        };
+        let Ok(primary_info) = redis::cmd("INFO")
+            .arg("replication")
+            .query_async::<String>(&mut primary)
+            .await
+        else {
+            return false;
+        };
+        let this_replica = format!("port={},", self.port);
+        primary_info.lines().any(|line| {
+            line.starts_with("slave")
+                && line.contains(&this_replica)
+                && line.contains("state=online")
+        })
     }
 
     /// The port it listens on.
@@ -214,6 +250,27 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the server with SIGSTOP: it keeps its connections and answers
+    /// nothing until [`thaw`](Self::thaw), as a Redis stalled for as long
+    /// as the test needs.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a [frozen](Self::freeze) server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a running server");
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("kill on PATH");
+        assert!(sent.success(), "kill -{signal}");
     }
 
     /// Starts the server again on the same port: empty, or for a durable
@@ -669,6 +726,7 @@ impl Harness {
             admin: AdminKeys::new(vec![AdminKey::from_configured(ADMIN_KEY).expect("valid")]),
             policy,
             limits,
+            batch_room: sigil_runtime::BatchRoom::new(limits.max_batch_entries_in_flight),
             master_key: Some(MasterKey::from_base64(MASTER_KEY).expect("valid")),
             max_token_lifetime: Duration::from_secs(3600),
             rate_limits: sigil_runtime::RateLimits::default(),

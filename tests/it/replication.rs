@@ -3,6 +3,8 @@
 //! session back, and an unconfirmed revocation answers UNAVAILABLE (and
 //! still holds on the primary) until a retry is confirmed.
 
+use std::time::Duration;
+
 use redis::AsyncCommands;
 use sigil_proto::v1 as pb;
 use sigil_store::RedisConfig;
@@ -46,6 +48,9 @@ async fn confirming_on_a_replica(h: &Harness) -> (RedisServer, Server) {
     let replica = RedisServer::start_replica_of(primary).await;
     let context = h.context_over(&RedisConfig {
         confirm_replicas: 1,
+        // An in-sync replica acknowledges in milliseconds; the margin is for
+        // a loaded test machine (each unconfirmed call waits this long).
+        confirm_timeout: Duration::from_secs(1),
         ..redis_config(primary)
     });
     (
@@ -250,6 +255,9 @@ async fn revocation_lost_in_a_failover(confirm_replicas: usize) -> bool {
     let replica = RedisServer::start_replica_of(primary).await;
     let context = h.context_over(&RedisConfig {
         confirm_replicas,
+        // Generous: an in-sync replica acknowledges in milliseconds, and a
+        // loaded test machine must not turn that into UNAVAILABLE.
+        confirm_timeout: Duration::from_secs(5),
         ..redis_config(primary)
     });
     let server = Server::spawn(&context, Role::Issuer, listener().await);

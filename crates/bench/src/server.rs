@@ -411,6 +411,7 @@ pub fn common_args(launch: &Launch, admin_key: &str) -> CommonArgs {
         },
         max_request_bytes: 100 * 1024,
         max_batch_size: 1000,
+        max_batch_entries_in_flight: sigil_runtime::DEFAULT_MAX_BATCH_ENTRIES_IN_FLIGHT,
         max_concurrent_requests: 4096,
         max_request_time: Duration::from_secs(10),
         // The benchmark creates sessions as fast as it can on purpose.

@@ -59,6 +59,15 @@ pub struct CommonArgs {
     /// than this with RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_BATCH_SIZE", default_value_t = 1000)]
     pub max_batch_size: usize,
+    /// Answer at most this many batch entries (of BatchWhoAmI,
+    /// BatchVerifyTokens, ValidateTokens and `/edge/validate` together) at
+    /// once; later batches wait their turn before reading the store.
+    #[arg(
+        long,
+        env = "SIGIL_MAX_BATCH_ENTRIES_IN_FLIGHT",
+        default_value_t = crate::DEFAULT_MAX_BATCH_ENTRIES_IN_FLIGHT
+    )]
+    pub max_batch_entries_in_flight: usize,
     /// Also serve Prometheus `/metrics` on this address (it is always on the
     /// gRPC port too), so scrapes need not reach the client-facing port.
     #[arg(long, env = "SIGIL_METRICS_LISTEN")]
@@ -271,6 +280,7 @@ impl CommonArgs {
             max_concurrent_requests: self.max_concurrent_requests.max(1),
             max_request_time: self.max_request_time,
             max_batch_size: self.max_batch_size,
+            max_batch_entries_in_flight: self.max_batch_entries_in_flight.max(1),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Context {
     pub policy: SessionPolicy,
     /// Request size limits.
     pub limits: Limits,
+    /// Room for [`Limits::max_batch_entries_in_flight`] batch entries, shared
+    /// by every service of the process.
+    pub batch_room: crate::BatchRoom,
     /// Where token templates, signing keys and used token ids live (the same
     /// store as sessions).
     pub jwt_store: Arc<dyn JwtStore>,
@@ -105,13 +108,15 @@ impl Context {
                  will be refused"
             );
         }
+        let limits = args.limits();
         let context = Context {
             store,
             api_tokens,
             clock,
             admin,
             policy: args.session.policy()?,
-            limits: args.limits(),
+            limits,
+            batch_room: crate::BatchRoom::new(limits.max_batch_entries_in_flight),
             jwt_store,
             master_key: args.jwt.master_key()?,
             max_token_lifetime: args.jwt.max_token_lifetime,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admission;
+mod batch_room;
 mod config;
 mod context;
 mod limits;
@@ -20,6 +21,7 @@ mod workers;
 
 pub use admin::{AdminKeys, bearer_token, reload_admin_keys, watch_admin_keys};
 pub use admission::Admission;
+pub use batch_room::{BatchRoom, DEFAULT_MAX_BATCH_ENTRIES_IN_FLIGHT};
 pub use config::{
     AdminArgs, CommonArgs, JwtArgs, LogArgs, LogFormat, Scheduler, SessionArgs, StoreArgs,
     WorkerArgs,

@@ -21,6 +21,10 @@ pub struct Limits {
     pub max_request_time: std::time::Duration,
     /// Most entries in one batch call (BatchWhoAmI, BatchVerifyTokens).
     pub max_batch_size: usize,
+    /// Most batch entries (of BatchWhoAmI, BatchVerifyTokens,
+    /// ValidateTokens and `/edge/validate` together) answered at once by
+    /// this process; more wait their turn ([`BatchRoom`](crate::BatchRoom)).
+    pub max_batch_entries_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +34,7 @@ impl Default for Limits {
             max_concurrent_requests: 4096,
             max_request_time: std::time::Duration::from_secs(10),
             max_batch_size: 1000,
+            max_batch_entries_in_flight: crate::batch_room::DEFAULT_MAX_BATCH_ENTRIES_IN_FLIGHT,
         }
     }
 }

@@ -21,6 +21,11 @@ use crate::EdgeTokens;
 /// The route Unleash SDKs and Edge call.
 pub const VALIDATE_PATH: &str = "/edge/validate";
 
+/// The room a `/edge/validate` body takes before it is parsed: one token
+/// per this many bytes. A token as Sigil issues it is about 85 bytes with
+/// its quotes and comma, so real batches are counted a little high.
+const BODY_BYTES_PER_TOKEN: usize = 64;
+
 #[derive(Clone)]
 struct HttpState {
     edge_tokens: EdgeTokens,
@@ -82,11 +87,26 @@ struct ErrorBody<'a> {
 }
 
 async fn validate(State(state): State<HttpState>, request: Request) -> Response {
-    let texts = match read_tokens(&state, request).await {
+    let body = match read_body(&state, request).await {
+        Ok(body) => body,
+        Err(error) => return error_response(&error),
+    };
+    // Room is taken before the JSON is parsed, whose cost and memory grow
+    // with the body, so waiting batches hold only their bytes.
+    let room = state
+        .edge_tokens
+        .context
+        .batch_room
+        .enter("EdgeValidate", body.len() / BODY_BYTES_PER_TOKEN);
+    let _room = match room.await {
+        Ok(room) => room,
+        Err(error) => return error_response(&error),
+    };
+    let texts = match parse_tokens(&body) {
         Ok(texts) => texts,
         Err(error) => return error_response(&error),
     };
-    match state.edge_tokens.validate(&texts).await {
+    match state.edge_tokens.validate_in_room(&texts).await {
         Ok(valid) => {
             let answer = ValidatedTokens {
                 tokens: valid
@@ -110,7 +130,7 @@ async fn method_not_allowed() -> Response {
 
 /// The body's `tokens`, checked in the order a client would fix them:
 /// content type (before the body is read), size, JSON syntax, shape.
-async fn read_tokens(state: &HttpState, request: Request) -> Result<Vec<String>> {
+async fn read_body(state: &HttpState, request: Request) -> Result<Bytes> {
     let (parts, body) = request.into_parts();
     if !is_json(&parts.headers) {
         return Err(Error::UnsupportedMediaType);
@@ -127,10 +147,9 @@ async fn read_tokens(state: &HttpState, request: Request) -> Result<Vec<String>>
     }
     // Reading stops at the limit. The other way to fail is a connection
     // that broke mid-body, whose answer nobody reads.
-    let bytes: Bytes = axum::body::to_bytes(body, state.limit_bytes)
+    axum::body::to_bytes(body, state.limit_bytes)
         .await
-        .map_err(|_| too_large)?;
-    parse_tokens(&bytes)
+        .map_err(|_| too_large)
 }
 
 /// `{"tokens": ["…", …]}`; other fields are ignored, as Unleash does.

@@ -2,14 +2,11 @@
 //! validation with Unleash Edge's `/edge/validate` semantics, over gRPC and
 //! HTTP/JSON. Handlers read parse → domain → store → map.
 
-use std::sync::Arc;
-
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::{ApiTokenId, ApiTokenRecord, Error, NewApiToken, Result, parse_batch};
 use sigil_proto::{convert::api_token_filter, status::to_status, v1 as pb};
 use sigil_runtime::{Context, Services};
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use pb::edge_token_service_server::{EdgeTokenService, EdgeTokenServiceServer, SERVICE_NAME};
@@ -24,21 +21,10 @@ const MAX_PAGE_SIZE: usize = 500;
 /// filter that matches little cannot make one call scan every token.
 const MAX_PAGES_SCANNED: usize = 10;
 
-/// Most API tokens being validated at once in one process, over all
-/// calls; a batch waits for room before it reads the store. Without a
-/// bound, 64 batches of 1,000 in flight on one core each waited for the
-/// others' decoding while their Redis deadline (250 ms by default) ran, and
-/// missed it; and each held its reply, records and answer (about 1 MB)
-/// at once, leaving the process at 65 MiB. 8,192 tokens is about 30 ms of
-/// one core's work and 8 MB: eight batches of the largest size at a time.
-const MAX_TOKENS_IN_FLIGHT: u32 = 8192;
-
 /// The `sigil.v1.EdgeTokenService` handlers.
 #[derive(Clone)]
 pub struct EdgeTokens {
     context: Context,
-    /// Permits for [`MAX_TOKENS_IN_FLIGHT`], one per token of a batch.
-    tokens_in_flight: Arc<Semaphore>,
 }
 
 /// Adds the edge-token service to `services`: gRPC, and `POST
@@ -46,7 +32,6 @@ pub struct EdgeTokens {
 pub fn add_to(services: &mut Services, context: &Context) {
     let edge_tokens = EdgeTokens {
         context: context.clone(),
-        tokens_in_flight: Arc::new(Semaphore::new(MAX_TOKENS_IN_FLIGHT as usize)),
     };
     let limit_bytes = context.limits.max_request_bytes;
     services.add_http(http::router(edge_tokens.clone(), limit_bytes));
@@ -57,23 +42,15 @@ pub fn add_to(services: &mut Services, context: &Context) {
 impl EdgeTokens {
     /// The valid tokens among `texts`, in request order, each distinct
     /// string once, with their records. Malformed strings are dropped
-    /// before the store; the rest cost one store round trip together.
-    pub async fn validate<'a>(
+    /// before the store; the rest cost one store round trip together. The
+    /// caller holds room for the batch in the process's
+    /// [`BatchRoom`](sigil_runtime::BatchRoom).
+    async fn validate_in_room<'a>(
         &self,
         texts: &'a [String],
     ) -> Result<Vec<(&'a str, ApiTokenRecord)>> {
         let batch = parse_batch(texts);
         let ids: Vec<ApiTokenId> = batch.iter().map(|(_, presented)| presented.id()).collect();
-        // A batch larger than the bound (a configured maximum batch size
-        // above it) waits for all of it, so it still runs, alone.
-        let permits = u32::try_from(ids.len())
-            .unwrap_or(u32::MAX)
-            .min(MAX_TOKENS_IN_FLIGHT);
-        let _room = self
-            .tokens_in_flight
-            .acquire_many(permits)
-            .await
-            .map_err(|_| Error::Unavailable("the API-token admission closed".into()))?;
         let records = self.context.api_tokens.tokens(&ids).await?;
         let now = self.context.clock.now();
         let valid: Vec<_> = batch
@@ -192,7 +169,12 @@ impl EdgeTokens {
         request: Request<pb::ValidateTokensRequest>,
     ) -> Result<pb::ValidateTokensResponse> {
         let pb::ValidateTokensRequest { tokens } = request.into_inner();
-        let valid = self.validate(&tokens).await?;
+        let _room = self
+            .context
+            .batch_room
+            .enter("ValidateTokens", tokens.len())
+            .await?;
+        let valid = self.validate_in_room(&tokens).await?;
         Ok(pb::ValidateTokensResponse {
             tokens: valid
                 .iter()

@@ -55,6 +55,14 @@ struct DevArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "SIGIL_MAX_BATCH_SIZE", default_value_t = 1000)]
     max_batch_size: usize,
+    /// Answer at most this many batch entries at once; later batches wait
+    /// their turn.
+    #[arg(
+        long,
+        env = "SIGIL_MAX_BATCH_ENTRIES_IN_FLIGHT",
+        default_value_t = sigil_runtime::DEFAULT_MAX_BATCH_ENTRIES_IN_FLIGHT
+    )]
+    max_batch_entries_in_flight: usize,
 }
 
 fn main() -> ExitCode {
@@ -115,6 +123,7 @@ fn main() -> ExitCode {
         create_session_rate: 10_000,
         max_request_time: std::time::Duration::from_secs(10),
         max_batch_size: dev.max_batch_size,
+        max_batch_entries_in_flight: dev.max_batch_entries_in_flight,
         // `/metrics` is served on the one dev port.
         metrics_listen: None,
         health_listen: None,

@@ -1,5 +1,6 @@
 //! BatchWhoAmI and BatchVerifyTokens: one answer per entry in request order,
-//! and at most one store round trip for the whole batch.
+//! and at most one store round trip for the whole batch, once the process's
+//! [`BatchRoom`](sigil_runtime::BatchRoom) has room for it.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,11 @@ impl Validator {
         self.context.limits.check_batch(tokens.len())?;
         let required =
             assurance_level_from_pb(required_assurance_level, "required_assurance_level")?;
+        let _room = self
+            .context
+            .batch_room
+            .enter("BatchWhoAmI", tokens.len())
+            .await?;
         // Malformed tokens are answered here, before the store.
         let keys: Vec<Result<SessionKey>> = tokens
             .iter()
@@ -75,6 +81,13 @@ impl Validator {
         } = request.into_inner();
         self.context.limits.check_batch(jwts.len())?;
         let audience = (!audience.is_empty()).then_some(audience.as_str());
+        // Held through the signature checks too: they, not the store, are
+        // most of a batch's cost.
+        let _room = self
+            .context
+            .batch_room
+            .enter("BatchVerifyTokens", jwts.len())
+            .await?;
         // Each distinct JWT is verified once; repeats share its answer.
         let mut verified: HashMap<&str, Entry<sigil_jwt::VerifiedToken>> = HashMap::new();
         let mut templates = Templates::new();
