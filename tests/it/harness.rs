@@ -731,6 +731,7 @@ impl Harness {
             max_token_lifetime: Duration::from_secs(3600),
             rate_limits: sigil_runtime::RateLimits::default(),
             tls: None,
+            active_signing_keys: Default::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::spawn(&context, Role::All, listener);

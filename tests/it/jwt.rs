@@ -8,7 +8,7 @@ use prost_types::{Struct, value::Kind};
 use sigil_proto::v1 as pb;
 use tonic::Code;
 
-use crate::harness::{Harness, admin, assert_error, assert_invalid, with_bearer};
+use crate::harness::{Harness, admin, assert_error, assert_invalid, eventually, with_bearer};
 
 all_stores!(
     every_algorithm_round_trips_with_rendered_claims,
@@ -100,6 +100,46 @@ pub(crate) async fn token(h: &Harness, session_key: &str, template: &str) -> pb:
         .await
         .expect("token minted")
         .into_inner()
+}
+
+/// The `kid` in `jwt`'s header.
+fn kid_of(jwt: &str) -> String {
+    let header = URL_SAFE_NO_PAD
+        .decode(jwt.split('.').next().expect("a header"))
+        .expect("base64url");
+    let header: serde_json::Value = serde_json::from_slice(&header).expect("JSON");
+    header["kid"].as_str().expect("a kid").to_owned()
+}
+
+/// An issuer keeps minting with the active key it last read for a few
+/// seconds (no key read per token); a rotation by another issuer reaches
+/// it within that, and tokens of either key verify meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_issuers_rotation_is_signed_with_within_seconds() {
+    let h = Harness::redis().await;
+    let other = h.another_on_same_redis().await;
+    let (key, _) = alice(&h).await;
+    put(&h, template("rot", pb::SigningAlgorithm::Eddsa)).await;
+    let before = token(&h, &key, "rot").await.jwt;
+    let rotated = other
+        .issuer()
+        .await
+        .rotate_signing_key(admin(pb::RotateSigningKeyRequest {
+            algorithm: pb::SigningAlgorithm::Eddsa.into(),
+        }))
+        .await
+        .expect("rotated")
+        .into_inner();
+    assert_eq!(rotated.retired_kids, [kid_of(&before)]);
+    let new_kid = rotated.key.expect("the new key").kid;
+    let mut validator = other.validator().await;
+    eventually("the first issuer signs with the rotated key", || async {
+        let jwt = token(&h, &key, "rot").await.jwt;
+        assert!(validator.clone().verify_token(verify(&jwt)).await.is_ok());
+        kid_of(&jwt) == new_kid
+    })
+    .await;
+    assert!(validator.verify_token(verify(&before)).await.is_ok());
 }
 
 fn verify(jwt: &str) -> pb::VerifyTokenRequest {
@@ -634,6 +674,9 @@ async fn rotated_key_verifies_until_its_tokens_expire(h: Harness) {
     let new_kid = rotated.key.unwrap().kid;
     let new = token(&h, &key, "rot").await.jwt;
     assert!(new_kid != rotated.retired_kids[0]);
+    // The process that rotated signs with the new key at once.
+    assert_eq!(kid_of(&old), rotated.retired_kids[0]);
+    assert_eq!(kid_of(&new), new_kid);
     // Tokens in flight under the old key and new ones under the new key.
     assert!(validator.verify_token(verify(&old)).await.is_ok());
     assert!(validator.verify_token(verify(&new)).await.is_ok());

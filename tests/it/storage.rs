@@ -1,5 +1,6 @@
 //! What the Redis store holds: hashes, never secrets; keys that expire with
-//! their session; one round trip per WhoAmI and CheckAccess.
+//! their session; one round trip per WhoAmI and CheckAccess, two per
+//! GetToken.
 
 use redis::AsyncCommands;
 use sigil_proto::v1 as pb;
@@ -174,4 +175,25 @@ async fn stream_entries(redis: &mut redis::aio::MultiplexedConnection, key: &str
         .flat_map(|(id, fields)| std::iter::once(id).chain(fields))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// GetToken reads the session and the template, and no signing key while
+/// the issuer's last read of its active key is fresh (a few seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_token_costs_two_redis_commands_while_its_key_is_fresh() {
+    let h = Harness::redis().await;
+    let (key, _) = crate::jwt::alice(&h).await;
+    crate::jwt::put(
+        &h,
+        crate::jwt::template("keys", pb::SigningAlgorithm::Eddsa),
+    )
+    .await;
+    // The first mint makes the key and reads it.
+    crate::jwt::token(&h, &key, "keys").await;
+    let mut redis = h.redis.as_ref().unwrap().connection().await;
+    let before = commands_run(&mut redis).await;
+    for _ in 0..5 {
+        crate::jwt::token(&h, &key, "keys").await;
+    }
+    assert_eq!(commands_run(&mut redis).await - before, 2 * 5);
 }

@@ -49,6 +49,8 @@ pub struct Context {
     pub events: Arc<dyn EventStore>,
     /// TLS for listeners and calls to other services, when configured.
     pub tls: Option<crate::Tls>,
+    /// The active signing keys this process mints with, briefly kept.
+    pub active_signing_keys: crate::ActiveSigningKeys,
 }
 
 impl Context {
@@ -126,6 +128,7 @@ impl Context {
             }),
             events,
             tls: args.tls.load()?,
+            active_signing_keys: crate::ActiveSigningKeys::default(),
         };
         Ok((context, redis))
     }

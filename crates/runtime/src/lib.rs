@@ -33,6 +33,7 @@ pub use run::{run_service, run_service_with_http};
 pub use server::{Services, serve, serve_http, serve_on, shutdown_signal};
 pub use telemetry::{OtlpSettings, Telemetry, init_telemetry, init_telemetry_with_writer};
 pub use tls::{Tls, TlsArgs, connect_lazy, watch_tls};
+pub use tokens::ActiveSigningKeys;
 pub use trace_context::{TraceContext, inject_trace_context};
 pub use workers::Workers;
 

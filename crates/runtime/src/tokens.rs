@@ -2,7 +2,11 @@
 //! issuer (GetToken, RotateSigningKey, GetJwks) and the validator (WhoAmI's
 //! `tokenize_as`).
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use getrandom::{SysRng, rand_core::UnwrapErr};
 use sigil_domain::{Error, Result, Session, Timestamp};
@@ -13,6 +17,53 @@ use crate::Context;
 /// The most clock skew a template may allow; a retired key stays published
 /// this much past the longest token lifetime.
 const MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// How long a process keeps signing with the active key it last read, so a
+/// mint reads no keys and unseals none. Another process's rotation is seen
+/// this much later; safe, since a retired key stays published for the
+/// longest token lifetime plus skew, far longer.
+const ACTIVE_KEY_TTL: Duration = Duration::from_secs(5);
+
+/// The opened active signing key of each algorithm, as last read by this
+/// process, and when. Shared by every clone of a [`Context`].
+#[derive(Default, Clone)]
+pub struct ActiveSigningKeys(Arc<Mutex<HashMap<SigningAlgorithm, KeyRead>>>);
+
+/// An opened key, and when it was read from the store.
+type KeyRead = (Arc<SigningKey>, Instant);
+
+impl std::fmt::Debug for ActiveSigningKeys {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys are private: only which algorithms are held.
+        let held = self.0.lock().map(|keys| keys.len()).unwrap_or_default();
+        formatter
+            .debug_struct("ActiveSigningKeys")
+            .field("held", &held)
+            .finish()
+    }
+}
+
+impl ActiveSigningKeys {
+    /// The key of `algorithm` read less than [`ACTIVE_KEY_TTL`] ago.
+    fn fresh(&self, algorithm: SigningAlgorithm) -> Option<Arc<SigningKey>> {
+        let keys = self.0.lock().ok()?;
+        let (key, read_at) = keys.get(&algorithm)?;
+        (read_at.elapsed() < ACTIVE_KEY_TTL).then(|| Arc::clone(key))
+    }
+
+    fn keep(&self, key: Arc<SigningKey>) {
+        if let Ok(mut keys) = self.0.lock() {
+            keys.insert(key.algorithm, (key, Instant::now()));
+        }
+    }
+
+    /// Forgets `algorithm`'s key: this process has just rotated it.
+    fn forget(&self, algorithm: SigningAlgorithm) {
+        if let Ok(mut keys) = self.0.lock() {
+            keys.remove(&algorithm);
+        }
+    }
+}
 
 impl Context {
     /// The master key, or FAILED_PRECONDITION when JWTs are not configured.
@@ -30,9 +81,11 @@ impl Context {
             .ok_or(Error::TemplateNotFound)?;
         let now = self.clock.now();
         let key = match template.algorithm {
-            SigningAlgorithm::HS256 => template.hs256_signing_key(master_key).ok_or_else(|| {
-                corrupt("the template's secret does not open with the master key")
-            })?,
+            SigningAlgorithm::HS256 => {
+                Arc::new(template.hs256_signing_key(master_key).ok_or_else(|| {
+                    corrupt("the template's secret does not open with the master key")
+                })?)
+            }
             algorithm => self.active_signing_key(algorithm, now).await?,
         };
         let minted = sigil_jwt::mint(&template, session, &key, now, &mut UnwrapErr(SysRng))
@@ -42,8 +95,24 @@ impl Context {
         Ok(minted)
     }
 
-    /// The newest unretired key of `algorithm`, made on first use.
+    /// The newest unretired key of `algorithm`, made on first use; the one
+    /// this process read less than [`ACTIVE_KEY_TTL`] ago if any.
     async fn active_signing_key(
+        &self,
+        algorithm: SigningAlgorithm,
+        now: Timestamp,
+    ) -> Result<Arc<SigningKey>> {
+        if let Some(key) = self.active_signing_keys.fresh(algorithm) {
+            return Ok(key);
+        }
+        let key = Arc::new(self.read_active_signing_key(algorithm, now).await?);
+        self.active_signing_keys.keep(Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// The newest unretired key of `algorithm` in the store, made on first
+    /// use.
+    async fn read_active_signing_key(
         &self,
         algorithm: SigningAlgorithm,
         now: Timestamp,
@@ -85,6 +154,7 @@ impl Context {
         let now = self.clock.now();
         let previous = self.jwt_store.signing_keys().await?;
         let (_, stored) = self.new_signing_key(algorithm, now).await?;
+        self.active_signing_keys.forget(algorithm);
         let keep_published = self.max_token_lifetime + MAX_SKEW;
         let mut retired = Vec::new();
         for mut key in previous {
