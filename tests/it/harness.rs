@@ -46,6 +46,9 @@ pub const MASTER_KEY: &str = "c2lnaWwtdGVzdC1tYXN0ZXIta2V5LTAxMjM0NTY3ODk=";
 /// starting, health changing) before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// How many free ports a server is tried on before a test gives up.
+pub(crate) const PORT_ATTEMPTS: usize = 5;
+
 /// A clock that moves only when told.
 pub struct ManualClock(AtomicI64);
 
@@ -89,7 +92,7 @@ impl RedisServer {
                 .to_vec(),
             dir: None,
         };
-        server.restart().await;
+        server.first_start().await;
         server
     }
 
@@ -115,7 +118,7 @@ impl RedisServer {
             ],
             dir: Some(dir),
         };
-        server.restart().await;
+        server.first_start().await;
         server
     }
 
@@ -140,7 +143,7 @@ impl RedisServer {
             .collect(),
             dir: Some(dir),
         };
-        server.restart().await;
+        server.first_start().await;
         server
     }
 
@@ -174,7 +177,7 @@ impl RedisServer {
             ],
             dir: Some(dir),
         };
-        server.restart().await;
+        server.first_start().await;
         server.until_in_sync().await;
         server
     }
@@ -273,10 +276,34 @@ impl RedisServer {
         assert!(sent.success(), "kill -{signal}");
     }
 
+    /// Starts the server for the first time, on another free port if the
+    /// one chosen was taken before the server could bind it (by another
+    /// test's server, or a connection's local port).
+    async fn first_start(&mut self) {
+        for _ in 0..PORT_ATTEMPTS {
+            if self.launch().await {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("redis-server found no free port in {PORT_ATTEMPTS} attempts");
+    }
+
     /// Starts the server again on the same port: empty, or for a durable
     /// server with what its directory holds. Returns once it answers PING,
     /// which is after it has loaded its data.
     pub async fn restart(&mut self) {
+        assert!(
+            self.launch().await,
+            "redis-server could not listen on port {} again",
+            self.port
+        );
+    }
+
+    /// Starts the server and waits until it answers PING as itself (a
+    /// server answering with another process id holds the port: this one
+    /// exits). `false` if it exits without listening.
+    async fn launch(&mut self) -> bool {
         self.stop();
         let child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string()])
@@ -286,16 +313,26 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server on PATH (the README's test command installs it)");
+        let pid = child.id();
         self.child = Some(child);
         let client = redis::Client::open(self.url()).expect("valid url");
         let started = Instant::now();
         loop {
             if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
-                let pong: redis::RedisResult<String> =
-                    redis::cmd("PING").query_async(&mut connection).await;
-                if pong.is_ok() {
-                    return;
+                let info: redis::RedisResult<String> = redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(&mut connection)
+                    .await;
+                if let Ok(info) = info
+                    && info.contains(&format!("process_id:{pid}\r\n"))
+                {
+                    return true;
                 }
+            }
+            let exited = self.child.as_mut().map(Child::try_wait);
+            if let Some(Ok(Some(_))) = exited {
+                self.child = None;
+                return false;
             }
             assert!(started.elapsed() < DEADLINE, "redis-server did not start");
             tokio::time::sleep(Duration::from_millis(10)).await;

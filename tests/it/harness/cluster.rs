@@ -15,11 +15,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{DEADLINE, free_port};
+use super::{DEADLINE, PORT_ATTEMPTS, free_port};
 
 /// One `redis-server` of a cluster.
 struct Node {
     port: u16,
+    /// Where the server logs, to see whether it could listen.
+    log: PathBuf,
     /// The `sh` that runs the server and kills it once its stdin closes:
     /// on drop, or when the test process exits however it exits (a pooled
     /// cluster is never dropped); with the signal written to it, if any.
@@ -33,6 +35,7 @@ impl Node {
         let bus_port = free_port();
         let node_dir = dir.join(port.to_string());
         std::fs::create_dir_all(&node_dir).expect("a node directory");
+        let log = node_dir.join("redis.log");
         let node_dir = node_dir.display().to_string();
         let mut keeper = Command::new("sh")
             .arg("-c")
@@ -46,7 +49,8 @@ impl Node {
             .args(["--cluster-node-timeout", "2000"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--dir", &node_dir])
-            .args(["--logfile", &format!("{node_dir}/redis.log")])
+            .arg("--logfile")
+            .arg(&log)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -55,8 +59,40 @@ impl Node {
         let stdin = Mutex::new(keeper.stdin.take());
         Node {
             port,
+            log,
             keeper,
             stdin,
+        }
+    }
+
+    /// Starts a node in `dir`, on other free ports while the ones chosen
+    /// turn out taken before the server could bind them (by another test's
+    /// server, or a connection's local port); waits until it listens.
+    async fn start_listening(dir: &std::path::Path) -> Node {
+        for _ in 0..PORT_ATTEMPTS {
+            let mut node = Node::start(dir);
+            if node.until_listening().await {
+                return node;
+            }
+            node.stop();
+        }
+        panic!("a cluster node found no free ports in {PORT_ATTEMPTS} attempts");
+    }
+
+    /// Waits until the server's log says it listens (`true`) or that it
+    /// could not (`false`).
+    async fn until_listening(&self) -> bool {
+        let started = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains("Ready to accept connections") {
+                return true;
+            }
+            if log.contains("Address already in use") || log.contains("aborting") {
+                return false;
+            }
+            assert!(started.elapsed() < DEADLINE, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -97,9 +133,10 @@ impl RedisCluster {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let nodes = (0..masters * (1 + replicas))
-            .map(|_| Node::start(&dir))
-            .collect();
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            nodes.push(Node::start_listening(&dir).await);
+        }
         let cluster = RedisCluster {
             nodes,
             dir,
