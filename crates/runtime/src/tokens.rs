@@ -34,7 +34,7 @@ type KeyRead = (Arc<SigningKey>, Instant);
 
 impl std::fmt::Debug for ActiveSigningKeys {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The keys are private: only which algorithms are held.
+        // The keys are private: only how many are held.
         let held = self.0.lock().map(|keys| keys.len()).unwrap_or_default();
         formatter
             .debug_struct("ActiveSigningKeys")

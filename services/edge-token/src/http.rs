@@ -128,8 +128,9 @@ async fn method_not_allowed() -> Response {
     response
 }
 
-/// The body's `tokens`, checked in the order a client would fix them:
-/// content type (before the body is read), size, JSON syntax, shape.
+/// The body, checked in the order a client would fix it: content type
+/// (before the body is read), then size. Its JSON syntax and shape are
+/// checked by [`parse_tokens`] once the batch has room.
 async fn read_body(state: &HttpState, request: Request) -> Result<Bytes> {
     let (parts, body) = request.into_parts();
     if !is_json(&parts.headers) {
