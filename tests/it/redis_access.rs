@@ -18,7 +18,7 @@ use sigil_runtime::{CommonArgs, Context};
 use sigil_store::{InvalidationSource, RedisStore};
 use tonic::Code;
 
-use crate::harness::{DEADLINE, Harness, RedisServer, eventually};
+use crate::harness::{DEADLINE, Harness, PORT_ATTEMPTS, RedisServer, eventually};
 
 /// A `redis-server` that speaks TLS only, with a certificate for
 /// `127.0.0.1` signed by a CA made for the test; killed on drop.
@@ -30,7 +30,18 @@ struct TlsRedis {
 }
 
 impl TlsRedis {
+    /// Starts one on a free port, and on another while the server exits
+    /// before it listens (the port taken between choosing and binding it).
     async fn start() -> TlsRedis {
+        for _ in 0..PORT_ATTEMPTS {
+            if let Some(server) = TlsRedis::start_on_a_free_port().await {
+                return server;
+            }
+        }
+        panic!("a TLS redis-server found no free port in {PORT_ATTEMPTS} attempts");
+    }
+
+    async fn start_on_a_free_port() -> Option<TlsRedis> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .unwrap()
@@ -50,7 +61,7 @@ impl TlsRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
-        let server = TlsRedis {
+        let mut server = TlsRedis {
             port,
             child,
             dir,
@@ -59,13 +70,16 @@ impl TlsRedis {
         let store = RedisStore::new(&server.config(true)).expect("valid url");
         let started = Instant::now();
         while sigil_store::SessionStore::ping(&store).await.is_err() {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return None;
+            }
             assert!(
                 started.elapsed() < DEADLINE,
                 "redis-server did not start TLS"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        server
+        Some(server)
     }
 
     /// How to reach it, trusting the test's CA or only the system's roots.

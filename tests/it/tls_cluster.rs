@@ -14,7 +14,10 @@ use sigil_store::RedisStore;
 use tonic::Code;
 
 use crate::{
-    harness::{DEADLINE, Harness, Role, Server, ValidatorServiceClient, channel_to, listener},
+    harness::{
+        DEADLINE, Harness, PORT_ATTEMPTS, Role, Server, ValidatorServiceClient, channel_to,
+        listener,
+    },
     redis_access::{plain_config, whole_flow, write_certificates},
 };
 
@@ -49,31 +52,9 @@ impl TlsCluster {
             ca_pem,
         };
         for _ in 0..3 {
-            let (port, bus_port) = (free_port(), free_port());
-            let node_dir = dir.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).expect("a node directory");
-            let node_dir = node_dir.display().to_string();
-            let node = Command::new("redis-server")
-                .args(["--port", "0", "--tls-port", &port.to_string()])
-                .args(["--cluster-port", &bus_port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
-                .args(["--tls-cert-file", &file("cert.pem")])
-                .args(["--tls-key-file", &file("key.pem")])
-                .args(["--tls-ca-cert-file", &file("ca.pem")])
-                .args(["--tls-auth-clients", "no"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", &format!("{node_dir}/nodes.conf")])
-                .args(["--save", "", "--appendonly", "no", "--dir", &node_dir])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server on PATH");
+            let (port, node) = cluster.start_node().await;
             cluster.ports.push(port);
             cluster.nodes.push(node);
-        }
-        for &port in &cluster.ports {
-            cluster.until(port, &["PING"], "PONG").await;
         }
         let addresses: Vec<String> = cluster
             .ports
@@ -105,21 +86,67 @@ impl TlsCluster {
         cluster
     }
 
+    /// Starts a node on free client and bus ports, and on others while the
+    /// server exits before it listens (a port taken between choosing and
+    /// binding it); its port and process once it answers PING.
+    async fn start_node(&self) -> (u16, Child) {
+        let file = |name: &str| self.dir.join(name).display().to_string();
+        for _ in 0..PORT_ATTEMPTS {
+            let (port, bus_port) = (free_port(), free_port());
+            let node_dir = self.dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("a node directory");
+            let node_dir = node_dir.display().to_string();
+            let mut node = Command::new("redis-server")
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--cluster-port", &bus_port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                .args(["--tls-cert-file", &file("cert.pem")])
+                .args(["--tls-key-file", &file("key.pem")])
+                .args(["--tls-ca-cert-file", &file("ca.pem")])
+                .args(["--tls-auth-clients", "no"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("{node_dir}/nodes.conf")])
+                .args(["--save", "", "--appendonly", "no", "--dir", &node_dir])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server on PATH");
+            let started = Instant::now();
+            loop {
+                if self.answers(port, &["PING"], "PONG") {
+                    return (port, node);
+                }
+                if let Ok(Some(_)) = node.try_wait() {
+                    break;
+                }
+                assert!(started.elapsed() < DEADLINE, "no PONG from {port}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        panic!("a TLS cluster node found no free ports in {PORT_ATTEMPTS} attempts");
+    }
+
+    /// Whether `command` on the node on `port`, over TLS, answers with
+    /// `expected` in it.
+    fn answers(&self, port: u16, command: &[&str], expected: &str) -> bool {
+        let answer = Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(self.dir.join("ca.pem"))
+            .args(["-p", &port.to_string()])
+            .args(command)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli on PATH");
+        String::from_utf8_lossy(&answer.stdout).contains(expected)
+    }
+
     /// Polls `command` on the node on `port`, over TLS, until its answer
     /// holds `expected`.
     async fn until(&self, port: u16, command: &[&str], expected: &str) {
-        let ca = self.dir.join("ca.pem");
         let started = Instant::now();
         loop {
-            let answer = Command::new("redis-cli")
-                .args(["--tls", "--cacert"])
-                .arg(&ca)
-                .args(["-p", &port.to_string()])
-                .args(command)
-                .stdin(Stdio::null())
-                .output()
-                .expect("redis-cli on PATH");
-            if String::from_utf8_lossy(&answer.stdout).contains(expected) {
+            if self.answers(port, command, expected) {
                 return;
             }
             assert!(started.elapsed() < DEADLINE, "no {expected} from {port}");
