@@ -5,7 +5,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Script, ToRedisArgs};
 use sha2::{Digest, Sha256};
 use sigil_domain::{Error, Event, EventKind, Result, SessionId, SessionRecord, Subject, Timestamp};
 use sigil_jwt::{StoredSigningKey, StoredTemplate};
@@ -476,42 +476,46 @@ impl SessionStore for RedisStore {
                 .replace_on_cluster(scripts, record, change, data, event)
                 .await;
         }
+        let keys = [
+            session_key(record.session.id),
+            EVENT_STREAM_KEY.to_owned(),
+            EVENT_COUNTER_KEY.to_owned(),
+            PENDING_KEY.to_owned(),
+        ];
+        let args = [
+            record.revision.saturating_sub(1).to_redis_args(),
+            record.revision.to_redis_args(),
+            data.to_redis_args(),
+            record.evict_at().unix_ms().to_redis_args(),
+            event.to_redis_args(),
+            self.event_retention.to_redis_args(),
+            record.session.id.to_string().to_redis_args(),
+        ]
+        .concat();
         if let Some(confirmation) = &self.confirmation
             && matches!(
                 change,
                 EventKind::SessionRevoked | EventKind::SessionAuthorized
             )
         {
+            // EVAL, not EVALSHA: the pipeline with WAIT must not need a
+            // retry after NOSCRIPT.
             let mut eval = redis::cmd("EVAL");
             eval.arg(format!("{EMIT}{REPLACE}"))
-                .arg(4)
-                .arg(session_key(record.session.id))
-                .arg(EVENT_STREAM_KEY)
-                .arg(EVENT_COUNTER_KEY)
-                .arg(PENDING_KEY)
-                .arg(record.revision.saturating_sub(1))
-                .arg(record.revision)
-                .arg(data)
-                .arg(record.evict_at().unix_ms())
-                .arg(event)
-                .arg(self.event_retention)
-                .arg(record.session.id.to_string());
+                .arg(keys.len())
+                .arg(&keys)
+                .arg(&args);
             let replaced: i64 = self.confirmed(confirmation, eval).await?;
             return Ok(replaced == 1);
         }
+        let mut invocation = self.replace.prepare_invoke();
+        for key in &keys {
+            invocation.key(key);
+        }
+        for arg in &args {
+            invocation.arg(arg);
+        }
         let mut connection = self.connection();
-        let mut invocation = self.replace.key(session_key(record.session.id));
-        invocation
-            .key(EVENT_STREAM_KEY)
-            .key(EVENT_COUNTER_KEY)
-            .key(PENDING_KEY)
-            .arg(record.revision.saturating_sub(1))
-            .arg(record.revision)
-            .arg(data)
-            .arg(record.evict_at().unix_ms())
-            .arg(event)
-            .arg(self.event_retention)
-            .arg(record.session.id.to_string());
         self.call(invocation.invoke_async(&mut connection)).await
     }
 
