@@ -911,6 +911,19 @@ pub async fn http_to(
     content_type: Option<&str>,
     body: &[u8],
 ) -> HttpAnswer {
+    http_waiting(address, method, path, content_type, body, DEADLINE).await
+}
+
+/// [`http_to`], waiting up to `read_timeout` for the answer (a server held
+/// up on purpose answers late).
+pub async fn http_waiting(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    read_timeout: Duration,
+) -> HttpAnswer {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
         address,
@@ -925,7 +938,9 @@ pub async fn http_to(
     let raw = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(address).expect("connect");
-        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        stream
+            .set_read_timeout(Some(read_timeout))
+            .expect("timeout");
         stream.write_all(head.as_bytes()).expect("write");
         // The server may answer (413, 415) without reading the body: a
         // failed write is then expected, and the answer still readable.
