@@ -1012,7 +1012,7 @@ fn start_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock(AtomicI64::new(SystemClock.now().unix_ms())))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")

@@ -18,7 +18,7 @@ use sigil_runtime::{CommonArgs, Context};
 use sigil_store::{InvalidationSource, RedisStore};
 use tonic::Code;
 
-use crate::harness::{DEADLINE, Harness, PORT_ATTEMPTS, RedisServer, eventually};
+use crate::harness::{DEADLINE, Harness, PORT_ATTEMPTS, RedisServer, eventually, free_port};
 
 /// A `redis-server` that speaks TLS only, with a certificate for
 /// `127.0.0.1` signed by a CA made for the test; killed on drop.
@@ -42,10 +42,7 @@ impl TlsRedis {
     }
 
     async fn start_on_a_free_port() -> Option<TlsRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("sigil-tls-{}-{port}", std::process::id()));
         let ca_pem = write_certificates(&dir);
         let file = |name: &str| dir.join(name).display().to_string();

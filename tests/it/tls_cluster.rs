@@ -16,7 +16,7 @@ use tonic::Code;
 use crate::{
     harness::{
         DEADLINE, Harness, PORT_ATTEMPTS, Role, Server, ValidatorServiceClient, channel_to,
-        listener,
+        free_port, listener,
     },
     redis_access::{plain_config, whole_flow, write_certificates},
 };
@@ -27,13 +27,6 @@ struct TlsCluster {
     nodes: Vec<Child>,
     dir: PathBuf,
     ca_pem: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl TlsCluster {

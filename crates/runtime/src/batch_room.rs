@@ -78,12 +78,6 @@ impl Drop for Waiting {
     }
 }
 
-impl Default for BatchRoom {
-    fn default() -> Self {
-        BatchRoom::new(DEFAULT_MAX_BATCH_ENTRIES_IN_FLIGHT)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::{
