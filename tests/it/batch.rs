@@ -12,7 +12,7 @@ use tonic::Code;
 use crate::{
     harness::{
         EdgeTokenServiceClient, Harness, Role, Server, ValidatorServiceClient, admin, assert_error,
-        channel_to, eventually, http_waiting, listener, redis_config,
+        channel_to, http_waiting, listener, redis_config,
     },
     jwt::{alice, put, template, token},
     metrics::{sample, scrape_at},
@@ -490,7 +490,10 @@ async fn batches_beyond_the_room_wait_their_turn_then_answer() {
         "ValidateTokens",
         "EdgeValidate",
     ];
-    eventually("entries of every kind waiting for room", || async {
+    // Longer than `eventually`'s deadline: on a busy CI machine the calls
+    // and the scrapes (a Python process each) have taken over 10 s.
+    let started = std::time::Instant::now();
+    let all_waiting = || {
         let metrics = scrape_at(address);
         methods.iter().all(|&method| {
             sample(
@@ -499,8 +502,14 @@ async fn batches_beyond_the_room_wait_their_turn_then_answer() {
                 &[("method", method)],
             ) >= ROOM as f64
         })
-    })
-    .await;
+    };
+    while !all_waiting() {
+        assert!(
+            started.elapsed() < HELD_UP / 2,
+            "entries of every kind waiting for room"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     redis.thaw();
     for answer in who_am_i {
